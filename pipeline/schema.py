@@ -214,6 +214,9 @@ class Department:
     encoding: str | None = None  # for CSV extracts
     file_format: str = "xlsx"
     date_columns: tuple[str, ...] = field(default=())
+    month_columns: tuple[str, ...] = field(default=())  # of date_columns: a year-month (年月)
+    amount_columns: tuple[str, ...] = field(default=())  # numbers, read as Decimal
+    int_columns: tuple[str, ...] = field(default=())  # whole numbers (counts, months)
 
 
 DEPARTMENTS: tuple[Department, ...] = (
@@ -222,14 +225,16 @@ DEPARTMENTS: tuple[Department, ...] = (
                date_columns=("成立日期",)),
     Department("tax", "税务局", "证件号码",
                ("纳税人姓名", "证件类型", "证件号码", "所得项目", "所属期起", "所属期止", "收入额", "实缴税额"),
-               encoding="gbk", file_format="csv", date_columns=("所属期起", "所属期止")),
+               encoding="gbk", file_format="csv", date_columns=("所属期起", "所属期止"),
+               amount_columns=("收入额", "实缴税额")),
     Department("hrss", "区人社局", "公民身份号码",
                ("姓名", "公民身份号码", "险种", "参保单位", "参保地行政区划", "缴费起始年月", "缴费终止年月",
                 "累计缴费月数", "月缴费基数"),
-               date_columns=("缴费起始年月", "缴费终止年月")),
+               date_columns=("缴费起始年月", "缴费终止年月"), month_columns=("缴费起始年月", "缴费终止年月"),
+               amount_columns=("月缴费基数",), int_columns=("累计缴费月数",)),
     Department("housing", "区住建局", "证件号码",
                ("买受人", "证件号码", "项目名称", "房屋坐落", "建筑面积", "合同总价", "备案日期"),
-               date_columns=("备案日期",)),
+               date_columns=("备案日期",), amount_columns=("建筑面积", "合同总价")),
     Department("vehicles", "交警部门", "身份证明号码",
                ("机动车所有人", "身份证明号码", "号牌号码", "号牌种类", "车辆类型", "使用性质", "初次登记日期",
                 "机动车状态"),
@@ -238,13 +243,13 @@ DEPARTMENTS: tuple[Department, ...] = (
                ("学生姓名", "身份证件号", "学校名称", "学段", "年级", "学籍状态")),
     Department("medical", "区医保局", "身份证号",
                ("姓名", "身份证号", "认定类别", "病种名称", "认定日期", "年度个人自付医疗费用"),
-               date_columns=("认定日期",)),
+               date_columns=("认定日期",), amount_columns=("年度个人自付医疗费用",)),
     Department("disability", "区残联", "身份证号",
                ("姓名", "身份证号", "残疾人证号", "残疾类别", "残疾等级", "发证日期", "证件状态"),
                date_columns=("发证日期",)),
     Department("income_recheck", "区统计局、区纪委", "户主身份证号",
                ("户主姓名", "户主身份证号", "复核家庭人口", "复核家庭年纯收入", "复核单位", "复核日期", "复核意见"),
-               date_columns=("复核日期",)),
+               date_columns=("复核日期",), amount_columns=("复核家庭年纯收入",), int_columns=("复核家庭人口",)),
 )
 DEPARTMENTS_BY_KEY = {d.key: d for d in DEPARTMENTS}
 
