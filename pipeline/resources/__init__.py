@@ -1,0 +1,11 @@
+"""Resources: the DuckDB warehouse, the paths of the data and reports roots, and the settings.
+
+Each is declared once, read from the environment (HUITOUKAN_RAW_DIR, HUITOUKAN_WAREHOUSE,
+HUITOUKAN_REPORTS_DIR, HUITOUKAN_SETTINGS) and overridable in run config or tests.
+"""
+
+from pipeline.resources.paths import PathsResource
+from pipeline.resources.settings import SettingsResource
+from pipeline.resources.warehouse import WarehouseResource, replace_table
+
+__all__ = ["PathsResource", "SettingsResource", "WarehouseResource", "replace_table"]

@@ -1,0 +1,51 @@
+"""Classify: registry status, 两不愁三保障 and focus groups, and who goes into 附件2–6."""
+
+
+import dagster as dg
+
+from pipeline.resources import SettingsResource, WarehouseResource
+from pipeline.rules.classification import CLASSIFICATION_SQL
+from pipeline.rules.guarantees import GUARANTEES_SQL
+from pipeline.rules.sqlutil import run_sql
+from pipeline.rules.status import STATUS_SQL
+
+GROUP = "classify"
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["households", "members", "registry"])
+def household_status(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
+    一般农户 — never what the survey declares."""
+    with warehouse.connect() as con:
+        run_sql(con, STATUS_SQL, settings.get())
+        counts = dict(con.execute("SELECT status_type, count(*) FROM household_status GROUP BY 1").fetchall())
+    return dg.MaterializeResult(metadata={"dagster/row_count": sum(counts.values()),
+                                          "households by status": dg.MetadataValue.json(counts)})
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["households", "members", "household_status"])
+def household_guarantees(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """两不愁三保障 failures and focus-group tags (重点人群) per household."""
+    with warehouse.connect() as con:
+        run_sql(con, GUARANTEES_SQL, settings.get())
+        n, fails = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE fails_guarantee) FROM household_guarantees").fetchone()
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "fail 两不愁三保障": fails})
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"},
+          deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
+def classification(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
+    附件4–6, and for a household that meets the condition of 附件2/3 but is left out, the reason.
+    Households with an open blocking problem are held back (write–audit–publish)."""
+    with warehouse.connect() as con:
+        run_sql(con, CLASSIFICATION_SQL, settings.get())
+        row = con.execute("""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
+                                    count(*) FILTER (WHERE annex3_category IS NOT NULL),
+                                    count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
+                                    count(*) FILTER (WHERE in_annex6), count(*) FILTER (WHERE blocked)
+                             FROM classification""").fetchone()
+    return dg.MaterializeResult(metadata=dict(zip(
+        ["附件2 households", "附件3 households", "附件4 households", "附件5 households", "附件6 households",
+         "held back (blocking problems)"], row)))

@@ -1,0 +1,35 @@
+"""Clean: the district's households and members from the latest workbook of every village."""
+
+
+import dagster as dg
+
+from pipeline.resources import SettingsResource, WarehouseResource
+from pipeline.rules.clean import HOUSEHOLDS_SQL
+from pipeline.rules.sqlutil import run_sql
+from pipeline.rules.status import MEMBERS_SQL
+
+GROUP = "clean"
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
+def households(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """家庭基本情况: one row per surveyed household, values normalized, amounts exact to the cent,
+    with its 办事处 and 村 from the roster and its place in the village's file."""
+    with warehouse.connect() as con:
+        run_sql(con, HOUSEHOLDS_SQL, settings.get())
+        per = con.execute("SELECT coalesce(subdistrict_name, '（村名册中没有）'), count(*) FROM households "
+                          "GROUP BY 1 ORDER BY 1").fetchall()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": sum(n for _, n in per),
+        "households per 办事处": dg.MetadataValue.json(dict(per)),
+    })
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["survey_workbooks"])
+def members(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """家庭成员情况: one row per surveyed person with the repaired ID, birth date, sex from the ID
+    and age in whole years on the reference date."""
+    with warehouse.connect() as con:
+        run_sql(con, MEMBERS_SQL, settings.get())
+        n, valid = con.execute("SELECT count(*), count(person_id) FROM members").fetchone()
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, "valid IDs": valid})

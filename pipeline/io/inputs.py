@@ -1,0 +1,193 @@
+"""Finding and reading the data root (inputs.md): villages.csv, registry/, surveys/.
+
+Nothing here changes, moves or deletes a file under the data root. A file that cannot be read is
+recorded with its path and the reason; every other file is processed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.io.survey import UnreadableWorkbook, normalize_label, read_survey
+from pipeline.rules.clean import clean_survey, empty_frame
+from pipeline.rules.ids import repair_id
+from pipeline.rules.problems import Problem
+from pipeline.rules.values import clean_text
+from pipeline.schema import (
+    HOUSEHOLD_COLUMNS,
+    MEMBER_COLUMNS,
+    REGISTRY_COLUMNS,
+    REGISTRY_DIR,
+    SURVEY_SUFFIXES,
+    SURVEYS_DIR,
+    VILLAGE_COLUMNS,
+    VILLAGES_FILE,
+    is_input_file,
+)
+
+# A file modified this recently may still be being copied; it is left for the next run.
+SETTLE_SECONDS = float(os.environ.get("HUITOUKAN_SETTLE_SECONDS", "2"))
+
+FILE_COLUMNS = ("file", "village_code", "mtime", "size", "status", "reason", "households", "members")
+FILE_READ, FILE_SUPERSEDED, FILE_UNREADABLE, FILE_UNSETTLED = "已读取", "已被新版本替代", "无法读取", "正在写入，下次读取"
+
+
+class InputError(Exception):
+    """The data root cannot be used at all (e.g. villages.csv missing)."""
+
+
+def rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def list_files(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or not is_input_file(path.name):
+            continue
+        if any(not is_input_file(part) for part in path.relative_to(folder).parts[:-1]):
+            continue
+        if suffixes is None or path.suffix.lower() in suffixes:
+            out.append(path)
+    return out
+
+
+def is_settled(path: Path, now: float | None = None) -> bool:
+    """False while a file's last change is younger than SETTLE_SECONDS (still being copied)."""
+    now = dt.datetime.now().timestamp() if now is None else now
+    return now - path.stat().st_mtime >= SETTLE_SECONDS
+
+
+def read_villages(root: Path) -> pd.DataFrame:
+    path = root / VILLAGES_FILE
+    if not path.exists():
+        raise InputError(f"{path}: 村名册 villages.csv 不存在")
+    frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    frame.columns = [normalize_label(c) for c in frame.columns]
+    by_label = {v: k for k, v in VILLAGE_COLUMNS.items()}
+    missing = [label for label in VILLAGE_COLUMNS.values() if label not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: 缺少列 {', '.join(missing)}")
+    frame = frame.rename(columns=by_label)[list(VILLAGE_COLUMNS)]
+    for col in frame.columns:
+        frame[col] = frame[col].map(lambda v: clean_text(v) or "")
+    frame["farming"] = frame["farming"].isin(["是", "Y", "1", "√"])
+    return frame.drop_duplicates("village_code").sort_values("village_code").reset_index(drop=True)
+
+
+@dataclass
+class RegistryRead:
+    frame: pd.DataFrame
+    files: list[dict] = field(default_factory=list)
+
+
+def read_registry(root: Path) -> RegistryRead:
+    from python_calamine import CalamineWorkbook
+
+    frames, files = [], []
+    labels = {normalize_label(v): k for k, v in REGISTRY_COLUMNS.items()}
+    for path in list_files(root / REGISTRY_DIR, SURVEY_SUFFIXES):
+        try:
+            sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+            rows = sheet.to_python(skip_empty_area=False)
+            header = [labels.get(normalize_label(h)) for h in rows[0]]
+            if "person_id" not in header:
+                raise ValueError("缺少“证件号码”列")
+            data = pd.DataFrame(rows[1:], columns=[h or f"_extra{i}" for i, h in enumerate(header)], dtype=object)
+            data = data[[c for c in REGISTRY_COLUMNS if c in data.columns]]
+            data["_file"] = rel(root, path)
+            data["_row"] = range(2, len(data) + 2)
+            frames.append(data)
+            files.append({"file": rel(root, path), "rows": len(data), "error": ""})
+        except Exception as exc:  # a broken registry file is reported, the rest is read
+            files.append({"file": rel(root, path), "rows": 0, "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
+    if not frames:
+        return RegistryRead(pd.DataFrame({c: pd.Series(dtype=object) for c in [*REGISTRY_COLUMNS, "id_status"]}), files)
+    frame = pd.concat(frames, ignore_index=True)
+    for col in REGISTRY_COLUMNS:
+        if col not in frame:
+            frame[col] = None
+    ids = frame["person_id"].map(repair_id)
+    frame["person_id"] = ids.map(lambda r: r.value)
+    frame["id_status"] = ids.map(lambda r: r.status.value)
+    for col in ("hh_no", "village_code", "head_name", "name", "relation", "poor_attribute", "status"):
+        frame[col] = frame[col].map(clean_text)
+    for col in ("hh_no", "village_code"):
+        frame[col] = frame[col].map(lambda v: v[:-2] if isinstance(v, str) and v.endswith(".0") else v)
+    for col in ("identified_year", "exit_year"):
+        frame[col] = pd.to_numeric(frame[col].map(clean_text), errors="coerce").astype("Int64")
+    frame = frame.drop_duplicates(subset=list(REGISTRY_COLUMNS))
+    return RegistryRead(frame.reset_index(drop=True), files)
+
+
+@dataclass
+class SurveyIngest:
+    files: pd.DataFrame  # one row per survey file seen, with its status and reason
+    households: pd.DataFrame  # rows of the latest readable file of each village
+    members: pd.DataFrame
+    problems: list[Problem]
+
+
+def _read_one(root: Path, path: Path):
+    file = rel(root, path)
+    stat = path.stat()
+    base = {"file": file, "mtime": stat.st_mtime, "size": stat.st_size}
+    try:
+        read = read_survey(path)
+        if not read.village_code:
+            raise UnreadableWorkbook("第2行找不到12位村代码（应为“村代码：2105……”）")
+        households, members, problems = clean_survey(read, file)
+        return {**base, "village_code": read.village_code, "status": FILE_READ, "reason": ""}, households, members, problems
+    except UnreadableWorkbook as exc:
+        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": str(exc)}, None, None, []
+    except Exception as exc:  # never let one village stop the district
+        reason = f"读取出错：{type(exc).__name__}"
+        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": reason}, None, None, []
+
+
+def ingest_surveys(root: Path, workers: int | None = None, settle: bool = True) -> SurveyIngest:
+    paths = list_files(root / SURVEYS_DIR, SURVEY_SUFFIXES)
+    now = dt.datetime.now().timestamp()
+    ready = [p for p in paths if not settle or is_settled(p, now)]
+    unsettled = [p for p in paths if p not in set(ready)]
+    workers = workers or min(4, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: _read_one(root, p), ready))
+    records = [r[0] for r in results]
+    for p in unsettled:
+        stat = p.stat()
+        records.append({"file": rel(root, p), "mtime": stat.st_mtime, "size": stat.st_size, "village_code": None,
+                        "status": FILE_UNSETTLED, "reason": f"文件在{SETTLE_SECONDS:g}秒内仍在变化"})
+    # The newest readable workbook of a village wins; older ones stay on disk, unused.
+    latest: dict[str, tuple[float, str]] = {}
+    for rec in records:
+        if rec["status"] == FILE_READ:
+            key = (rec["mtime"], rec["file"])
+            if rec["village_code"] not in latest or key > latest[rec["village_code"]]:
+                latest[rec["village_code"]] = key
+    households, members, problems = [], [], []
+    for rec, (_, hh, mm, found) in zip(records, results):
+        if rec["status"] != FILE_READ:
+            continue
+        if latest[rec["village_code"]][1] != rec["file"]:
+            rec["status"], rec["reason"] = FILE_SUPERSEDED, "同村有更新的报送文件"
+            continue
+        rec["households"], rec["members"] = len(hh), len(mm)
+        households.append(hh)
+        members.append(mm)
+        problems.extend(found)
+    files = pd.DataFrame(records, columns=list(FILE_COLUMNS)).sort_values("file").reset_index(drop=True)
+    return SurveyIngest(
+        files=files,
+        households=pd.concat(households, ignore_index=True) if households else empty_frame(HOUSEHOLD_COLUMNS),
+        members=pd.concat(members, ignore_index=True) if members else empty_frame(MEMBER_COLUMNS),
+        problems=problems,
+    )
