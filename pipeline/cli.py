@@ -64,9 +64,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def run_pipeline(selection: str | None = None, run_config: dict | None = None):
     """Execute the full rebuild job in process; returns the Dagster result."""
-    from pipeline.definitions import defs
+    from pipeline.definitions import build_defs
 
-    job = defs.resolve_job_def("full_rebuild")
+    job = build_defs().resolve_job_def("full_rebuild")
     config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "WARNING")}}}}
     config.update(run_config or {})
     return job.execute_in_process(instance=_instance(), raise_on_error=False, run_config=config)

@@ -42,9 +42,14 @@ def build_resources() -> dict:
     }
 
 
-defs = dg.Definitions(
-    assets=all_assets,
-    jobs=[full_rebuild],
-    resources=build_resources(),
-    executor=dg.in_process_executor,
-)
+def build_defs() -> dg.Definitions:
+    """The definitions, with resources read from the environment now (the CLI sets it first)."""
+    return dg.Definitions(
+        assets=all_assets,
+        jobs=[full_rebuild],
+        resources=build_resources(),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_defs()

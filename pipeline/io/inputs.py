@@ -110,7 +110,9 @@ def read_registry(root: Path) -> RegistryRead:
         except Exception as exc:  # a broken registry file is reported, the rest is read
             files.append({"file": rel(root, path), "rows": 0, "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
     if not frames:
-        return RegistryRead(pd.DataFrame({c: pd.Series(dtype=object) for c in [*REGISTRY_COLUMNS, "id_status"]}), files)
+        frame = pd.DataFrame({c: pd.Series(dtype="string") for c in [*REGISTRY_COLUMNS, "id_status", "_file"]})
+        frame["_row"] = pd.Series(dtype="Int64")
+        return RegistryRead(frame, files)
     frame = pd.concat(frames, ignore_index=True)
     for col in REGISTRY_COLUMNS:
         if col not in frame:

@@ -1,0 +1,36 @@
+# 回头看 — the two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup run test ui bench clean-outputs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	mkdir -p $(DAGSTER_HOME)
+	touch $@
+
+## run: set up, generate the sample district into data/raw/ when it is empty, run every asset
+run: setup
+	$(BIN)/huitoukan sample --out data/raw --if-empty
+	$(BIN)/huitoukan run
+
+## test: set up and run the whole test suite
+test: setup
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on)
+ui: setup
+	$(BIN)/huitoukan ui
+
+## bench: the benchmark at the default sizes (see docs/scaling.md)
+bench: setup
+	$(BIN)/huitoukan bench
+
+clean-outputs:
+	rm -rf data/warehouse/*.duckdb* reports/draft reports/public reports/problems reports/quality
