@@ -159,10 +159,35 @@ def household(head_id: str, **values) -> dict:
 
 
 def member(head_id: str, person_id: str, relation: str = "户主", **values) -> dict:
-    sex = "男" if int(person_id[16]) % 2 else "女"
+    digits = "".join(ch for ch in str(person_id) if ch.isdigit())
+    sex = "男" if len(digits) > 16 and int(digits[16]) % 2 else "女"
     row = {"seq": 1, "head_id": head_id, "name": "张*", "sex": sex, "person_id": person_id,
            "relation": relation, "ethnicity": "汉族", "education": "初中", "school_status": "非在校生",
            "health": "健康", "labor_skill": "普通劳动力", "work_status": "未务工", "work_months": 0,
            "dibao": "否", "tekun": "否", "disabled_cert": "否", "medical_insured": "是"}
     row.update(values)
     return row
+
+
+def xlsx_to_xls(src: Path, dst: Path) -> None:
+    """The same workbook in the legacy .xls format (values, cell types and merged ranges)."""
+    import xlwt
+    from python_calamine import CalamineWorkbook
+
+    wb = CalamineWorkbook.from_path(str(src))
+    out = xlwt.Workbook(encoding="utf-8")
+    for name in wb.sheet_names:
+        sheet = wb.get_sheet_by_name(name)
+        ws = out.add_sheet(name)
+        rows = sheet.to_python(skip_empty_area=False)
+        merged = sheet.merged_cell_ranges or []
+        covered = set()
+        for (r0, c0), (r1, c1) in merged:
+            ws.write_merge(r0, r1, c0, c1, rows[r0][c0] if r0 < len(rows) and c0 < len(rows[r0]) else "")
+            covered |= {(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)}
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if (r, c) not in covered and value != "":
+                    ws.write(r, c, value)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    out.save(str(dst))
