@@ -28,6 +28,7 @@ import math
 import numbers
 import os
 import re
+import shutil
 import tempfile
 import time
 import unicodedata
@@ -181,23 +182,34 @@ def atomic_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _workbook(tmp: Path, cells: int) -> Iterator[xlsxwriter.Workbook]:
+    """An xlsxwriter workbook writing to ``tmp``. Its streamed-row files (personal data in plain
+    text) live in a private folder next to the target that is removed whatever happens."""
+    scratch = tempfile.mkdtemp(prefix=".xlsxwriter-", dir=tmp.parent)  # mode 0o700
     options = {
         "constant_memory": True,
         "strings_to_formulas": False,
         "strings_to_urls": False,
         "strings_to_numbers": False,
         "remove_timezone": True,
-        "tmpdir": str(tmp.parent),  # streamed rows (personal data) stay on the target's volume
+        "tmpdir": scratch,
     }
     if cells > _ZIP64_CELLS:
         options["use_zip64"] = True
     wb = xlsxwriter.Workbook(str(tmp), options)
     try:
-        yield wb
-    except BaseException:
-        wb.fileclosed = True  # do not let xlsxwriter finish a half-written workbook on GC
-        raise
-    wb.close()
+        try:
+            yield wb
+        except BaseException:
+            wb.fileclosed = True  # do not let xlsxwriter finish a half-written workbook on GC
+            for ws in wb.worksheets():
+                fh = getattr(ws, "row_data_fh", None)
+                if fh is not None:
+                    with contextlib.suppress(Exception):
+                        fh.close()
+            raise
+        wb.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

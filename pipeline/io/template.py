@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name, xl_range_abs
+from xlsxwriter.utility import xl_range_abs
 
 from pipeline import schema
 from pipeline.io.excel import atomic_path, display_width
@@ -344,6 +344,15 @@ def _write_instructions(wb: xlsxwriter.Workbook, ws: Any,
 # --------------------------------------------------------------------------------------------
 
 
+def column_dimension(ws: Any, column: int) -> Any:
+    """The openpyxl column dimension covering 1-based ``column`` (adjacent columns with the same
+    width and style share one ``<col min max>`` entry), or None."""
+    for dim in ws.column_dimensions.values():
+        if dim.min is not None and dim.max is not None and dim.min <= column <= dim.max:
+            return dim
+    return None
+
+
 def fill_template_for_test(template: Path, out: Path, village_code: str, village_name: str,
                            subdistrict_name: str, households: list[dict], members: list[dict],
                            *, reporter: str = "测试", filled_on: dt.date | None = None) -> None:
@@ -374,9 +383,10 @@ def fill_template_for_test(template: Path, out: Path, village_code: str, village
                 if value is None:
                     continue
                 cell = ws.cell(row=r, column=j)
-                dim = ws.column_dimensions[xl_col_to_name(j - 1)]
-                cell.number_format = dim.number_format
-                cell.protection = copy(dim.protection)
+                dim = column_dimension(ws, j)
+                if dim is not None:  # the column's style, as Excel gives a cell typed into it
+                    cell.number_format = dim.number_format
+                    cell.protection = copy(dim.protection)
                 if _is_text(col) and isinstance(value, int) and not isinstance(value, bool):
                     value = str(value)
                 cell.value = value
