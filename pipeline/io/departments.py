@@ -218,7 +218,7 @@ def _map_header(header: Sequence, dept: Department) -> tuple[dict[str, int], tup
             continue
         column = expected.get(name)
         if column is None:
-            extra.append(name)
+            extra.append(mask_text(name))  # reported in metadata: never a full ID
         elif column not in positions:  # a duplicated header: the first one counts
             positions[column] = i
     missing = tuple(c for c in dept.columns if c not in positions)
