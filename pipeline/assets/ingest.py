@@ -4,16 +4,15 @@
 import dagster as dg
 import pandas as pd
 
-from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE, ingest_surveys, read_registry, read_villages
-from pipeline.resources import PathsResource, WarehouseResource, replace_table
-from pipeline.rules.clean import typed_frame
-from pipeline.rules.problems import PROBLEM_COLUMNS
-from pipeline.schema import EXCEPTIONS_COLUMNS, EXCEPTIONS_FILE, HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
+from pipeline.io.inputs import FILE_UNREADABLE, read_registry, read_villages
+from pipeline.io.survey_store import update_store
+from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource, replace_table
+from pipeline.schema import EXCEPTIONS_COLUMNS, EXCEPTIONS_FILE
 
 GROUP = "ingest"
 
 
-@dg.asset(group_name=GROUP, kinds={"csv", "duckdb"})
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
 def village_roster(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """村名册 (villages.csv): every village of the district, its 办事处, and whether it is 涉农
     (only 涉农 villages are surveyed)."""
@@ -27,7 +26,7 @@ def village_roster(paths: PathsResource, warehouse: WarehouseResource) -> dg.Mat
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"excel", "duckdb"})
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel", "duckdb"})
 def registry(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """建档立卡 roster exported from the national system: one row per registered person, all
     statuses and years, unioned over every file in registry/. IDs repaired as rules.md says."""
@@ -43,38 +42,36 @@ def registry(paths: PathsResource, warehouse: WarehouseResource) -> dg.Materiali
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"excel", "duckdb"})
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel", "duckdb"})
 def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Village survey workbooks (附件1) under surveys/: the newest readable workbook of each village,
     read by header names, values normalized, each row with its file and Excel row number. Files
-    that cannot be read are listed with the reason; they never stop the other villages."""
-    result = ingest_surveys(paths.raw)
-    problems = pd.DataFrame([p.record() for p in result.problems], columns=list(PROBLEM_COLUMNS))
+    that cannot be read are listed with the reason; they never stop the other villages. A file
+    read before (same name, time and size) is not read again."""
     with warehouse.connect() as con:
-        con.execute("BEGIN")
-        replace_table(con, "survey_files", result.files)
-        replace_table(con, "stg_households", typed_frame(result.households, HOUSEHOLD_COLUMNS))
-        replace_table(con, "stg_members", typed_frame(result.members, MEMBER_COLUMNS))
-        replace_table(con, "cell_problems", problems.astype({"row": "Int64"}))
-        con.execute("COMMIT")
-    files = result.files
+        update = update_store(con, paths.raw)
+        n_households, n_members, n_problems = con.execute(
+            "SELECT (SELECT count(*) FROM stg_households), (SELECT count(*) FROM stg_members), "
+            "(SELECT count(*) FROM cell_problems)").fetchone()
+    files = update.files
     unreadable = files[files["status"] == FILE_UNREADABLE]
-    for _, f in unreadable.iterrows():
-        context.log.warning(f"无法读取 {f['file']}: {f['reason']}")
+    for f in unreadable.itertuples():
+        context.log.warning(f"无法读取 {f.file}: {f.reason}")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(result.households),
-        "files read": int((files["status"] == FILE_READ).sum()),
+        "dagster/row_count": n_households,
         "files by status": dg.MetadataValue.json(files["status"].value_counts().to_dict()),
+        "files read this run": update.read,
+        "files reused from earlier runs": update.reused,
         "unreadable": dg.MetadataValue.md(
             "\n".join(f"- `{f.file}`: {f.reason}" for f in unreadable.itertuples()) or "none"),
-        "households": len(result.households),
-        "members": len(result.members),
-        "cell problems": len(problems),
+        "households": n_households,
+        "members": n_members,
+        "cell problems": n_problems,
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"csv", "duckdb"})
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
 def exceptions(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """exceptions.csv (optional): problems the office checked by hand and accepts. An accepted
     problem no longer blocks sign-off and shows as 已接受 everywhere."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +146,9 @@ def _read_one(root: Path, path: Path):
         if not read.village_code:
             raise UnreadableWorkbook("第2行找不到12位村代码（应为“村代码：2105……”）")
         households, members, problems = clean_survey(read, file)
-        return {**base, "village_code": read.village_code, "status": FILE_READ, "reason": ""}, households, members, problems
+        record = {**base, "village_code": read.village_code, "status": FILE_READ, "reason": "",
+                  "households": len(households), "members": len(members)}
+        return record, households, members, problems
     except UnreadableWorkbook as exc:
         return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": str(exc)}, None, None, []
     except Exception as exc:  # never let one village stop the district
@@ -155,41 +156,77 @@ def _read_one(root: Path, path: Path):
         return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": reason}, None, None, []
 
 
-def ingest_surveys(root: Path, workers: int | None = None, settle: bool = True) -> SurveyIngest:
+@dataclass
+class FileResult:
+    record: dict  # the file's row of FILE_COLUMNS
+    households: pd.DataFrame | None = None
+    members: pd.DataFrame | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list[dict]]:
+    """Survey files ready to read, and records for those still being written."""
     paths = list_files(root / SURVEYS_DIR, SURVEY_SUFFIXES)
     now = dt.datetime.now().timestamp()
-    ready = [p for p in paths if not settle or is_settled(p, now)]
-    unsettled = [p for p in paths if p not in set(ready)]
-    workers = workers or min(4, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(lambda p: _read_one(root, p), ready))
-    records = [r[0] for r in results]
-    for p in unsettled:
-        stat = p.stat()
-        records.append({"file": rel(root, p), "mtime": stat.st_mtime, "size": stat.st_size, "village_code": None,
-                        "status": FILE_UNSETTLED, "reason": f"文件在{SETTLE_SECONDS:g}秒内仍在变化"})
-    # The newest readable workbook of a village wins; older ones stay on disk, unused.
+    ready, unsettled = [], []
+    for p in paths:
+        if not settle or is_settled(p, now):
+            ready.append(p)
+        else:
+            stat = p.stat()
+            unsettled.append({"file": rel(root, p), "mtime": stat.st_mtime, "size": stat.st_size, "village_code": None,
+                              "status": FILE_UNSETTLED, "reason": f"文件在{SETTLE_SECONDS:g}秒内仍在变化，下次读取"})
+    return ready, unsettled
+
+
+def _read_result(args: tuple[Path, Path]) -> FileResult:
+    root, path = args
+    record, households, members, problems = _read_one(root, path)
+    return FileResult(record, households, members, problems)
+
+
+def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
+    """Read and clean workbooks; in parallel processes when there are enough of them."""
+    workers = workers or (os.cpu_count() or 1)
+    jobs = [(root, p) for p in paths]
+    if workers <= 1 or len(paths) < 4:
+        return [_read_result(j) for j in jobs]
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes=min(workers, len(paths))) as pool:
+        return pool.map(_read_result, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
+
+
+def mark_latest(records: list[dict]) -> dict[str, str]:
+    """The newest readable workbook of each village wins (by modification time); older ones are
+    marked superseded — they stay on disk, unused. Returns {village_code: file}."""
     latest: dict[str, tuple[float, str]] = {}
     for rec in records:
         if rec["status"] == FILE_READ:
             key = (rec["mtime"], rec["file"])
             if rec["village_code"] not in latest or key > latest[rec["village_code"]]:
                 latest[rec["village_code"]] = key
-    households, members, problems = [], [], []
-    for rec, (_, hh, mm, found) in zip(records, results):
-        if rec["status"] != FILE_READ:
-            continue
-        if latest[rec["village_code"]][1] != rec["file"]:
+    for rec in records:
+        if rec["status"] == FILE_READ and latest[rec["village_code"]][1] != rec["file"]:
             rec["status"], rec["reason"] = FILE_SUPERSEDED, "同村有更新的报送文件"
-            continue
-        rec["households"], rec["members"] = len(hh), len(mm)
-        households.append(hh)
-        members.append(mm)
-        problems.extend(found)
-    files = pd.DataFrame(records, columns=list(FILE_COLUMNS)).sort_values("file").reset_index(drop=True)
+    return {village: file for village, (_, file) in latest.items()}
+
+
+def files_frame(records: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(records, columns=list(FILE_COLUMNS)).sort_values("file").reset_index(drop=True)
+
+
+def ingest_surveys(root: Path, workers: int | None = None, settle: bool = True) -> SurveyIngest:
+    """Read every survey workbook under the root (no cache): the latest of each village."""
+    ready, unsettled = scan_survey_files(root, settle)
+    results = read_survey_files(root, ready, workers)
+    records = [r.record for r in results] + unsettled
+    mark_latest(records)
+    used = [r for r in results if r.record["status"] == FILE_READ]
     return SurveyIngest(
-        files=files,
-        households=pd.concat(households, ignore_index=True) if households else empty_frame(HOUSEHOLD_COLUMNS),
-        members=pd.concat(members, ignore_index=True) if members else empty_frame(MEMBER_COLUMNS),
-        problems=problems,
+        files=files_frame(records),
+        households=pd.concat([r.households for r in used], ignore_index=True) if used else empty_frame(HOUSEHOLD_COLUMNS),
+        members=pd.concat([r.members for r in used], ignore_index=True) if used else empty_frame(MEMBER_COLUMNS),
+        problems=[p for r in used for p in r.problems],
     )

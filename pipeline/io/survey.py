@@ -8,6 +8,7 @@ stay raw (their cell type too: a number is how Excel damages an ID); cleaning is
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import zipfile
@@ -24,6 +25,7 @@ MAX_FILE_BYTES = 200 * 1024 * 1024  # refuse larger workbooks (bounded resources
 MAX_UNCOMPRESSED_BYTES = 1024 * 1024 * 1024  # zip bomb guard for .xlsx
 NOTES_PREFIXES = ("填表说明", "填表人", "审核人", "说明", "注：", "注:", "备注：", "制表", "联系人")
 
+_WHITESPACE = re.compile(r"\s+")
 _VILLAGE_CODE = re.compile(r"村代码[:：]?\s*([0-9]{12})")
 
 
@@ -52,8 +54,13 @@ class SurveyRead:
 
 def normalize_label(text: object) -> str:
     """A header cell as a comparable key: NFKC, no spaces/newlines, ASCII parentheses."""
-    s = unicodedata.normalize("NFKC", str(text or ""))
-    return re.sub(r"\s+", "", s).replace("（", "(").replace("）", ")")
+    return _normalize_label(text) if isinstance(text, str) else _normalize_label(str(text or ""))
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize_label(text: str) -> str:
+    s = unicodedata.normalize("NFKC", text)
+    return _WHITESPACE.sub("", s).replace("（", "(").replace("）", ")")
 
 
 def _label_index(columns: tuple[Col, ...]) -> dict[str, Col]:
@@ -212,8 +219,13 @@ def _read_sheet(sheet_name: str, rows: list[list], columns: tuple[Col, ...]) -> 
 
 
 def _is_repeated_header(row: list, header_labels: set[str]) -> bool:
-    hits = sum(1 for v in row if isinstance(v, str) and normalize_label(v) in header_labels)
-    return hits >= 3
+    hits = 0
+    for v in row:
+        if isinstance(v, str) and len(v) <= 30 and normalize_label(v) in header_labels:
+            hits += 1
+            if hits >= 3:
+                return True
+    return False
 
 
 def _is_notes_row(row: list) -> bool:
