@@ -10,6 +10,7 @@ else that does not validate is invalid (B1).
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ PROVINCE_PREFIXES = frozenset(
     "50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )
 
+_CLEAN18 = re.compile(r"[0-9]{17}[0-9X]")
 _SCIENTIFIC = re.compile(r"^[0-9.]+E\+?[0-9]+$", re.IGNORECASE)
 _DROP = re.compile(r"[\s\u3000\u200b\ufeff'‘’`\"“”-]")
 
@@ -48,7 +50,9 @@ class IdResult:
 
 def check_char(first17: str) -> str:
     """The GB 11643-1999 check character of the first 17 digits."""
-    total = sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True))
+    if len(first17) != 17:
+        raise ValueError("check_char needs exactly 17 digits")
+    total = sum(map(operator.mul, map(int, first17), WEIGHTS))
     return CHECK_CHARS[total % 11]
 
 
@@ -72,7 +76,7 @@ def upgrade_15(id15: str) -> str:
 
 def _validate18(text: str) -> str:
     """'' when valid, else the reason it is not."""
-    if not re.fullmatch(r"[0-9]{17}[0-9X]", text):
+    if not _CLEAN18.fullmatch(text):
         return "不是18位数字（末位可为X）"
     if text[:2] not in PROVINCE_PREFIXES:
         return "地区码不合理"
@@ -95,6 +99,10 @@ def repair_id(value: object) -> IdResult:
         return IdResult(None, IdStatus.INVALID, "不是身份证号")
     if isinstance(value, (int, float)):
         return _repair_number(value)
+    if type(value) is str and len(value) == 18 and _CLEAN18.fullmatch(value):
+        reason = _validate18(value)  # the common case: already clean, nothing to repair
+        if not reason:
+            return IdResult(value, IdStatus.OK)
     raw = str(value)
     text = unicodedata.normalize("NFKC", raw)
     text = _DROP.sub("", text).upper()
