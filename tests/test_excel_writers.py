@@ -154,6 +154,22 @@ def test_household_unit_totals_sum_family_size(tmp_path, both_paths):
     assert ws["A8"].value == SIGNATURE
 
 
+@pytest.mark.parametrize("unit", ["person", "household"])
+def test_empty_table_still_has_header_totals_and_signature(tmp_path, unit):
+    rows = person_rows().iloc[0:0]
+    summary = summarize(rows, household_key=HEAD_ID, unit=unit, split_by=["类别"])
+    assert summary.to_dict("records") == [{"办事处": "合计", "户数": 0, "人数": 0}]
+    path = tmp_path / "e.xlsx"
+    stats = write_annex_workbook(path, title="附件3", columns=PERSON_COLUMNS, rows=rows,
+                                 summary=summary, settings=SETTINGS, generated_at=GENERATED,
+                                 unit=unit, household_key=HEAD_ID)
+    assert (stats.rows, stats.households, stats.persons) == (0, 0, 0)
+    ws = openpyxl.load_workbook(path)["明细"]
+    assert [c.value for c in ws[3]] == PERSON_COLUMNS
+    assert ws["A4"].value == "合计" and parse_totals_text(ws["B4"].value) == (0, 0)
+    assert ws["A5"].value == SIGNATURE
+
+
 def test_person_unit_requires_household_key(tmp_path):
     rows = person_rows()
     with pytest.raises(ValueError, match="household_key"):

@@ -38,6 +38,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 import xlsxwriter
 from xlsxwriter.format import Format
@@ -233,7 +234,7 @@ def to_amount(value: Any) -> Decimal | None:
     A float goes through its shortest repr, so ``2.675`` (stored as 2.67499…) rounds to 2.68 as
     the person who typed it expects.
     """
-    if is_missing(value) or isinstance(value, bool):
+    if is_missing(value) or isinstance(value, (bool, np.bool_)):
         return None
     try:
         if isinstance(value, Decimal):
@@ -266,7 +267,7 @@ def to_text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value or None
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return schema.YES if value else schema.NO
     if isinstance(value, numbers.Integral):
         return str(int(value))
@@ -428,7 +429,7 @@ def classify_general(v: Any) -> Cell:
         return T_STRING, repr(v), S_TEXT
     if is_missing(v):
         return T_BLANK, None, S_GENERAL
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):
         return T_STRING, (schema.YES if v else schema.NO), S_GENERAL
     if isinstance(v, numbers.Integral):
         return classify_general(int(v))
