@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipeline.resources import SettingsResource, WarehouseResource
+from pipeline.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
 from pipeline.rules.classification import CLASSIFICATION_SQL
 from pipeline.rules.guarantees import GUARANTEES_SQL
 from pipeline.rules.sqlutil import run_sql
@@ -12,7 +12,7 @@ from pipeline.rules.status import STATUS_SQL
 GROUP = "classify"
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["households", "members", "registry"])
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "registry"])
 def household_status(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
     一般农户 — never what the survey declares."""
@@ -23,7 +23,7 @@ def household_status(warehouse: WarehouseResource, settings: SettingsResource) -
                                           "households by status": dg.MetadataValue.json(counts)})
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["households", "members", "household_status"])
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])
 def household_guarantees(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """两不愁三保障 failures and focus-group tags (重点人群) per household."""
     with warehouse.connect() as con:
@@ -33,7 +33,7 @@ def household_guarantees(warehouse: WarehouseResource, settings: SettingsResourc
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "fail 两不愁三保障": fails})
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"},
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
 def classification(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipeline.resources import SettingsResource, WarehouseResource
+from pipeline.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
 from pipeline.rules.clean import HOUSEHOLDS_SQL
 from pipeline.rules.sqlutil import run_sql
 from pipeline.rules.status import MEMBERS_SQL
@@ -11,7 +11,7 @@ from pipeline.rules.status import MEMBERS_SQL
 GROUP = "clean"
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
 def households(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭基本情况: one row per surveyed household, values normalized, amounts exact to the cent,
     with its 办事处 and 村 from the roster and its place in the village's file."""
@@ -25,7 +25,7 @@ def households(warehouse: WarehouseResource, settings: SettingsResource) -> dg.M
     })
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=["survey_workbooks"])
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks"])
 def members(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭成员情况: one row per surveyed person with the repaired ID, birth date, sex from the ID
     and age in whole years on the reference date."""

@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from pipeline.resources import SettingsResource, WarehouseResource
+from pipeline.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
 from pipeline.rules.income import INCOME_SQL
 from pipeline.rules.sqlutil import run_sql
 
 
-@dg.asset(group_name="income", kinds={"duckdb"}, deps=["households", "members"])
+@dg.asset(group_name="income", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members"])
 def household_income(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Per household: 家庭人口 (member rows), transfers used, 家庭年纯收入 and 年人均纯收入 (exact;
     shown rounded half-up), and whether it is below the poverty, identification and monitoring

@@ -6,7 +6,8 @@ import datetime as dt
 import dagster as dg
 
 from pipeline.io.excel import summarize, write_annex_workbook
-from pipeline.resources import PathsResource, SettingsResource, WarehouseResource
+from pipeline.metadata import download_links, masked_sample
+from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import AMOUNT_COLUMNS, ANNEXES, TEXT_COLUMNS, Annex, annex_frame, annex_title
 
 GROUP = "reports"
@@ -14,7 +15,7 @@ DRAFT_DIR = "draft"
 
 
 def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
-    @dg.asset(name=annex.key, group_name=GROUP, kinds={"excel"}, deps=["classification"],
+    @dg.asset(name=annex.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
               description=f"{annex.filename.removesuffix('.xlsx')}: the draft under reports/{DRAFT_DIR}/, "
                           "laid out to print and file as it is (明细, 汇总, 设置).")
     def _annex(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
@@ -30,7 +31,8 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
             "dagster/row_count": len(rows),
             "households": int(rows["_household"].nunique()) if len(rows) else 0,
             "households per 办事处": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
-            "path": dg.MetadataValue.path(str(path.resolve())),
+            "sample (masked)": masked_sample(rows),
+            **download_links(paths, path),
         })
 
     return _annex

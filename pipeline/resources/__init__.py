@@ -6,6 +6,6 @@ HUITOUKAN_REPORTS_DIR, HUITOUKAN_SETTINGS) and overridable in run config or test
 
 from pipeline.resources.paths import PathsResource
 from pipeline.resources.settings import SettingsResource
-from pipeline.resources.warehouse import WarehouseResource, replace_table
+from pipeline.resources.warehouse import WAREHOUSE_POOL, WarehouseResource, replace_table
 
-__all__ = ["PathsResource", "SettingsResource", "WarehouseResource", "replace_table"]
+__all__ = ["WAREHOUSE_POOL", "PathsResource", "SettingsResource", "WarehouseResource", "replace_table"]

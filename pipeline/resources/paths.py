@@ -1,6 +1,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -10,8 +11,20 @@ DEFAULT_REPORTS_DIR = "reports"
 ENV_RAW_DIR, ENV_WAREHOUSE, ENV_REPORTS_DIR = "HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"
 
 
+# The read-only file server `huitoukan ui` starts next to the Dagster UI serves the reports root here.
+ENV_DOWNLOAD_URL = "HUITOUKAN_DOWNLOAD_URL"
+DEFAULT_DOWNLOAD_URL = "http://127.0.0.1:3001"
+
+
 def env_path(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def download_url(path: Path | str, reports_root: Path | str) -> str:
+    """The file server's link to a file under the reports root (one click from the asset)."""
+    relative = Path(path).resolve().relative_to(Path(reports_root).resolve())
+    base = env_path(ENV_DOWNLOAD_URL, DEFAULT_DOWNLOAD_URL).rstrip("/")
+    return f"{base}/{quote(relative.as_posix())}"
 
 
 class PathsResource(dg.ConfigurableResource):
@@ -27,6 +40,9 @@ class PathsResource(dg.ConfigurableResource):
     @property
     def reports(self) -> Path:
         return Path(self.reports_dir)
+
+    def download_url(self, path: Path | str) -> str:
+        return download_url(path, self.reports)
 
     def report_path(self, *parts: str) -> Path:
         path = self.reports.joinpath(*parts)

@@ -12,6 +12,9 @@ from pipeline.resources.paths import DEFAULT_WAREHOUSE
 
 LOCK_RETRIES = 30
 LOCK_WAIT_SECONDS = 1.0
+# Every asset that opens the warehouse runs in this pool; dagster.yaml limits it to 1 slot, so
+# runs from sensors, the schedule and the UI take turns instead of meeting DuckDB's file lock.
+WAREHOUSE_POOL = "warehouse"
 
 
 class WarehouseResource(dg.ConfigurableResource):
