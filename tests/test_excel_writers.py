@@ -463,6 +463,24 @@ def test_failure_at_close_leaves_previous_file_intact(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["a.xlsx"]
 
 
+def test_leftovers_of_a_killed_write_are_removed_later(tmp_path):
+    path = tmp_path / "附件2.xlsx"
+    stale_file = tmp_path / ".附件2.xlsx.abc123.tmp"
+    stale_dir = tmp_path / ".附件2.xlsx.abc123.x.xlsxwriter"
+    fresh_file = tmp_path / ".附件2.xlsx.def456.tmp"  # maybe another write still running
+    other = tmp_path / ".附件3.xlsx.abc123.tmp"
+    for f in (stale_file, fresh_file, other):
+        f.write_bytes(b"PK")
+    stale_dir.mkdir()
+    (stale_dir / "rows").write_text("张三 210505196001011234")
+    old = dt.datetime.now().timestamp() - 2 * excel.STALE_AFTER_SECONDS
+    for item in (stale_file, stale_dir, other):
+        os.utime(item, (old, old))
+    write_person_annex(path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([path.name, fresh_file.name, other.name])
+
+
 def test_new_file_is_private_and_parents_created(tmp_path):
     path = tmp_path / "reports" / "draft" / "附件2.xlsx"
     write_person_annex(path)

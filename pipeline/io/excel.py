@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from glob import escape as glob_escape
 import math
 import numbers
 import os
@@ -159,6 +160,7 @@ def atomic_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
     ``path``; on any error delete it, leaving the previous ``path`` untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_leftovers(path)
     # A leading dot: never mistaken for an input or an output by anything listing the folder.
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -181,11 +183,33 @@ def atomic_path(path: Path, mode: int = 0o600) -> Iterator[Path]:
             os.close(dir_fd)
 
 
+STALE_AFTER_SECONDS = 3600
+
+
+def _remove_stale_leftovers(path: Path) -> None:
+    """Delete what a killed earlier write of ``path`` left behind (its temp file and streamed-row
+    folder, which hold personal data); only items older than an hour, so a write of the same
+    file still running elsewhere is left alone."""
+    cutoff = time.time() - STALE_AFTER_SECONDS
+    for item in path.parent.glob(f".{glob_escape(path.name)}.*"):
+        with contextlib.suppress(OSError):
+            if item.lstat().st_mtime >= cutoff:
+                continue
+            if item.is_symlink():
+                continue
+            if item.is_dir() and item.name.endswith(".xlsxwriter"):
+                shutil.rmtree(item, ignore_errors=True)
+            elif item.is_file() and item.name.endswith(".tmp"):
+                item.unlink()
+
+
 @contextlib.contextmanager
 def _workbook(tmp: Path, cells: int) -> Iterator[xlsxwriter.Workbook]:
     """An xlsxwriter workbook writing to ``tmp``. Its streamed-row files (personal data in plain
     text) live in a private folder next to the target that is removed whatever happens."""
-    scratch = tempfile.mkdtemp(prefix=".xlsxwriter-", dir=tmp.parent)  # mode 0o700
+    # tmp is ".<name>.<random>.tmp": the folder ".<name>.<random>.xlsxwriter" goes with it.
+    scratch = tempfile.mkdtemp(prefix=tmp.name.removesuffix(".tmp") + ".", suffix=".xlsxwriter",
+                               dir=tmp.parent)  # mode 0o700
     options = {
         "constant_memory": True,
         "strings_to_formulas": False,
