@@ -17,7 +17,8 @@ WITH findings AS (
     SELECT hh_key,
            string_agg(DISTINCT code || ' ' || finding, '、' ORDER BY code || ' ' || finding) AS findings_text,
            bool_or(code IN ({_HARD})) AS excluded,
-           string_agg(DISTINCT CASE WHEN code IN ({_HARD}) THEN code || ' ' || finding END, '、') AS exclusion_text
+           string_agg(DISTINCT CASE WHEN code IN ({_HARD}) THEN code || ' ' || finding END, '、'
+                      ORDER BY CASE WHEN code IN ({_HARD}) THEN code || ' ' || finding END) AS exclusion_text
     FROM household_findings GROUP BY hh_key
 ), blocked AS (
     SELECT DISTINCT hh_key FROM open_problems WHERE blocking AND hh_key IS NOT NULL
