@@ -356,7 +356,6 @@ class Generator:
 
     # ---------------------------------------------------------------------------------------
     def run(self) -> dict:
-        t0 = time.perf_counter()
         self._prepare_out()
         self._make_villages()
         self._make_households()
@@ -375,7 +374,7 @@ class Generator:
         dept_files = self.book.write(self.out)
         for rel, when in dept_files:
             self._touch(self.out / rel, when)
-        key = self._answer_key(time.perf_counter() - t0)
+        key = self._answer_key()
         path = self.out / ANSWER_KEY
         path.write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")
         self._touch(path, 0)
@@ -791,13 +790,20 @@ class Generator:
         normal = [hh for hh in self.households if not (special & hh.village.roles)]
         # exact boundaries: (per-capita in cents or None, size, net in cents)
         exact = []
-        for pc in ("3999.99", "4000.00", "4499.99", "4500.00", "4999.99", "5000.00"):
-            cents = int(Decimal(pc) * 100)
+        st = self.settings
+        lines = (st.poverty_line, st.identification_line, st.monitoring_line)
+        for line in lines:
+            cents = int(line * 100)
             for size in (1, 2):
-                exact.append((size, cents * size))
-        # non-exact per-capita that rounds to a line but lies on one side of it (size 3)
-        for net in ("11999.99", "13499.99", "13500.01", "14999.99", "15000.01"):
-            exact.append((3, int(Decimal(net) * 100)))
+                exact.append((size, (cents - 1) * size))  # e.g. 4499.99
+                exact.append((size, cents * size))  # e.g. 4500.00
+        # per-capita that shows as the line (rounded half-up) but lies one side of it:
+        # 13499.99 / 3 = 4499.9966… shows 4500.00 and is below; 13500.01 / 3 is not
+        for line in lines:
+            cents = int(line * 100) * 3
+            exact.append((3, cents - 1))
+            if line == st.identification_line or line == st.monitoring_line:
+                exact.append((3, cents + 1))
         by_type = {"exited": [hh for hh in normal if hh.exited],
                    "ordinary": [hh for hh in normal if hh.kind == "ordinary"]}
         reps = self.count(1)
@@ -975,6 +981,7 @@ class Generator:
             self._plant("B4", hh, M, "head_id", p, orphan=True)
         for hh in take(lambda h: ordinary(h) and not any(m.registered for m in h.members), self.count(1)):
             hh.no_member_rows = True
+            hh.declared_size = len(hh.members)  # the village counted them, but typed no member rows
             hh.unreadable_amount = True  # no members: no per-capita income
             block(hh, "B4")
             self._plant("B4", hh, H, "head_id")
@@ -1077,6 +1084,7 @@ class Generator:
                 p.relation, p.sex = "之母", "女"
             else:
                 birth = self.ref + dt.timedelta(days=45)
+                p.relation = "之孙子" if p.sex == "男" else "之孙女"
             p.birth = birth
             p.age = age_on(birth, self.ref)
             p.pid = self.ids.make(self.settings.district_code, birth, p.sex == "男")
@@ -1683,7 +1691,7 @@ class Generator:
     # ---------------------------------------------------------------------------------------
     # 9. The answer key
     # ---------------------------------------------------------------------------------------
-    def _answer_key(self, seconds: float) -> dict:
+    def _answer_key(self) -> dict:
         st = self.settings
         findings = self.book.evaluate(self.households)
         problems = []
