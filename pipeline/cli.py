@@ -67,9 +67,17 @@ def run_pipeline(selection: str | None = None, run_config: dict | None = None):
     from pipeline.definitions import build_defs
 
     job = build_defs().resolve_job_def("full_rebuild")
-    config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "WARNING")}}}}
+    config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "CRITICAL")}}}}
     config.update(run_config or {})
     return job.execute_in_process(instance=_instance(), raise_on_error=False, run_config=config)
+
+
+def _root_cause(error) -> str:
+    """The innermost error's first line (Dagster wraps the asset's own exception)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    lines = [line for line in (error.message or "").strip().splitlines() if line.strip()]
+    return lines[0] if lines else error.cls_name or "unknown error"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -84,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("error: the pipeline could not run:", file=sys.stderr)
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data.error is not None:
-                message = event.step_failure_data.error.message.strip().splitlines()[-1]
-                print(f"  step {event.step_key}: {mask_text(message)}", file=sys.stderr)
+                print(f"  step {event.step_key}: {mask_text(_root_cause(event.step_failure_data.error))}",
+                      file=sys.stderr)
         return 1
     from pipeline.summary import run_summary
 
@@ -107,6 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="materialize every asset and print a summary")
     _add_paths(p)
     p.set_defaults(func=cmd_run)
+
+    from pipeline import commands
+
+    p = sub.add_parser("signoff", help="签字: the leader's decision on the drafts (the sign-off asset, in process)")
+    _add_paths(p)
+    p.add_argument("--signer", required=True, help="签字人")
+    p.add_argument("--decision", required=True, choices=["同意", "不同意"])
+    p.add_argument("--comment", default="", help="意见")
+    p.set_defaults(func=commands.cmd_signoff)
+
+    p = sub.add_parser("ui", help="the Dagster UI (127.0.0.1:3000) and the read-only download server (127.0.0.1:3001)")
+    _add_paths(p)
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--files-port", type=int, default=3001)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=commands.cmd_ui)
 
     args = parser.parse_args(argv)
     return args.func(args)
