@@ -102,8 +102,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own options: huitoukan bench --help
+        from pipeline.bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="huitoukan", description="回头看: the poverty-exit quality review pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="measure the pipeline against the floor (huitoukan bench --help)")
 
     p = sub.add_parser("sample", help="write a synthetic 南芬区 data root")
     p.add_argument("--out", default=DEFAULT_RAW_DIR)

@@ -1,0 +1,298 @@
+"""The benchmark: the pipeline against the floor, at chosen sizes (docs/scaling.md).
+
+For each size it generates a district with the sample generator, then measures over several runs
+(medians): the full rebuild (fresh warehouse and reports, in a child process so that peak RSS and
+import costs are real), the incremental update after one village's workbook changes, time per
+stage (from Dagster's step events), orchestration overhead per step, and the floor — the time to
+only read every input with the fastest reader (calamine; pandas for CSV) and only write the same
+output cells with the fastest writer (xlsxwriter, constant memory, no formatting). It prints the
+ratio pipeline/floor. Nothing here asserts a time: the numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("ingest", "clean", "income", "crosscheck", "quality", "classify", "reports", "signoff")
+PERSONS_PER_HOUSEHOLD = 2.5
+
+
+# ------------------------------------------------------------------------------------------
+# child: one pipeline run, reporting its own timings
+# ------------------------------------------------------------------------------------------
+
+def child_run(raw: str, warehouse: str, reports: str) -> dict:
+    os.environ.update({"HUITOUKAN_RAW_DIR": raw, "HUITOUKAN_WAREHOUSE": warehouse, "HUITOUKAN_REPORTS_DIR": reports,
+                       "HUITOUKAN_SETTLE_SECONDS": "0"})
+    started = time.perf_counter()
+    from pipeline.cli import run_pipeline
+    from pipeline.definitions import all_assets
+
+    imported = time.perf_counter()
+    result = run_pipeline()
+    finished = time.perf_counter()
+    groups = {}
+    for asset in all_assets:
+        for key in asset.keys:
+            groups[asset.node_def.name] = asset.group_names_by_key[key]
+    stages: dict[str, float] = {}
+    steps = 0
+    step_total = 0.0
+    for event in result.all_events:
+        if event.event_type_value == "STEP_SUCCESS":
+            seconds = event.event_specific_data.duration_ms / 1000
+            group = groups.get(event.step_key, "other")
+            stages[group] = stages.get(group, 0.0) + seconds
+            steps += 1
+            step_total += seconds
+    run_seconds = finished - imported
+    return {
+        "success": result.success,
+        "import_seconds": imported - started,
+        "run_seconds": run_seconds,
+        "stages": stages,
+        "steps": steps,
+        "overhead_per_step": (run_seconds - step_total) / max(steps, 1),
+    }
+
+
+def _run_child(raw: Path, warehouse: Path, reports: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench", "--child", str(raw), str(warehouse), str(reports)],
+        capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"pipeline run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    # ru_maxrss of children is the largest child so far (KiB on Linux); runs are measured in
+    # increasing size order, so a later, larger run is what it reports.
+    out["peak_rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    out["wall_seconds"] = wall
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the floor
+# ------------------------------------------------------------------------------------------
+
+def floor_read(raw: Path) -> tuple[float, int]:
+    """Only read every input: every sheet of every workbook with calamine, CSV with pandas."""
+    import pandas as pd
+    from python_calamine import CalamineWorkbook
+
+    started = time.perf_counter()
+    cells = 0
+    for path in sorted(raw.rglob("*")):
+        if not path.is_file() or path.name.startswith((".", "~$")):
+            continue
+        suffix = path.suffix.lower()
+        try:
+            if suffix in (".xlsx", ".xls", ".xlsm"):
+                wb = CalamineWorkbook.from_path(str(path))
+                for name in wb.sheet_names:
+                    rows = wb.get_sheet_by_name(name).to_python()
+                    cells += sum(len(r) for r in rows)
+            elif suffix == ".csv":
+                for encoding in ("utf-8-sig", "gb18030"):
+                    try:
+                        frame = pd.read_csv(path, dtype=str, encoding=encoding)
+                        cells += frame.size
+                        break
+                    except UnicodeDecodeError:
+                        continue
+        except Exception:  # the corrupt sample file: the floor does not read it either
+            continue
+    return time.perf_counter() - started, cells
+
+
+def floor_write(reports: Path, scratch: Path) -> tuple[float, int]:
+    """Only write the same cells the pipeline wrote (values read back first, untimed)."""
+    import xlsxwriter
+    from python_calamine import CalamineWorkbook
+
+    books = []
+    for path in sorted(reports.rglob("*.xlsx")):
+        wb = CalamineWorkbook.from_path(str(path))
+        books.append([(name, wb.get_sheet_by_name(name).to_python()) for name in wb.sheet_names])
+    scratch.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    cells = 0
+    for i, sheets in enumerate(books):
+        wb = xlsxwriter.Workbook(str(scratch / f"{i}.xlsx"), {"constant_memory": True})
+        for name, rows in sheets:
+            ws = wb.add_worksheet(name[:31])
+            for r, row in enumerate(rows):
+                for c, value in enumerate(row):
+                    if value != "":
+                        ws.write(r, c, value)
+                        cells += 1
+        wb.close()
+    return time.perf_counter() - started, cells
+
+
+# ------------------------------------------------------------------------------------------
+# one village changes
+# ------------------------------------------------------------------------------------------
+
+def change_one_village(raw: Path) -> Path:
+    """Rewrite one village workbook with one amount changed, as a village resubmitting would."""
+    import openpyxl
+
+    from pipeline.schema import SHEET_HOUSEHOLDS
+
+    path = next(p for p in sorted((raw / "surveys").rglob("*.xlsx")) if not p.name.startswith("~$")
+                and _readable(p))
+    wb = openpyxl.load_workbook(path)
+    ws = wb[SHEET_HOUSEHOLDS]
+    for row in ws.iter_rows(min_row=5, max_row=ws.max_row):
+        for cell in row:
+            if isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool) and cell.value > 100:
+                cell.value = cell.value + 1
+                wb.save(path)
+                stamp = time.time() - 60
+                os.utime(path, (stamp, stamp))
+                return path
+    raise RuntimeError("no amount found to change")
+
+
+def _readable(path: Path) -> bool:
+    try:
+        import openpyxl
+
+        openpyxl.load_workbook(path, read_only=True).close()
+        return True
+    except Exception:
+        return False
+
+
+# ------------------------------------------------------------------------------------------
+# the benchmark
+# ------------------------------------------------------------------------------------------
+
+def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
+    from pipeline.sample.generator import generate
+
+    households = max(50, int(persons / PERSONS_PER_HOUSEHOLD))
+    raw = work / f"raw_{persons}"
+    if raw.exists():
+        shutil.rmtree(raw)
+    started = time.perf_counter()
+    key = generate(raw, households=households, seed=seed)
+    generated = time.perf_counter() - started
+    full, incremental, floors = [], [], []
+    for i in range(runs):
+        warehouse, reports = work / f"w_{persons}_{i}.duckdb", work / f"reports_{persons}_{i}"
+        for p in (warehouse, reports):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        full.append(_run_child(raw, warehouse, reports))
+        read_s, read_cells = floor_read(raw)
+        write_s, write_cells = floor_write(reports, work / "floor_scratch")
+        floors.append({"read": read_s, "write": write_s, "total": read_s + write_s,
+                       "read_cells": read_cells, "write_cells": write_cells})
+        change_one_village(raw)
+        incremental.append(_run_child(raw, warehouse, reports))
+    med = statistics.median
+    full_wall = med(r["wall_seconds"] for r in full)
+    floor_total = med(f["total"] for f in floors)
+    return {
+        "persons_requested": persons,
+        "persons": key.get("counts", {}).get("persons"),
+        "households": key.get("counts", {}).get("households"),
+        "survey_files": key.get("counts", {}).get("survey_files"),
+        "runs": runs,
+        "generate_seconds": generated,
+        "full_wall_seconds": full_wall,
+        "full_run_seconds": med(r["run_seconds"] for r in full),
+        "import_seconds": med(r["import_seconds"] for r in full),
+        "incremental_wall_seconds": med(r["wall_seconds"] for r in incremental),
+        "incremental_run_seconds": med(r["run_seconds"] for r in incremental),
+        "stages": {s: med(r["stages"].get(s, 0.0) for r in full) for s in sorted({g for r in full for g in r["stages"]})},
+        "overhead_per_step": med(r["overhead_per_step"] for r in full),
+        "steps": full[0]["steps"],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in full + incremental),
+        "floor_read_seconds": med(f["read"] for f in floors),
+        "floor_write_seconds": med(f["write"] for f in floors),
+        "floor_seconds": floor_total,
+        "ratio_to_floor": full_wall / floor_total if floor_total else None,
+    }
+
+
+TARGETS = {  # issue #6: district end to end < 30 s and ≤ 3× floor; one village < 30 s; 1M persons < 600 s, < 4 GB
+    "district_seconds": 30, "district_ratio": 3, "incremental_seconds": 30, "million_seconds": 600,
+    "million_rss_mb": 4096, "overhead_per_step": 0.1,
+}
+
+
+def verdicts(row: dict) -> list[str]:
+    out = []
+    if row["overhead_per_step"] > TARGETS["overhead_per_step"]:
+        out.append(f"overhead/step {row['overhead_per_step']:.3f}s > {TARGETS['overhead_per_step']}s")
+    if row["persons_requested"] <= 25_000:
+        if row["full_wall_seconds"] > TARGETS["district_seconds"]:
+            out.append(f"full {row['full_wall_seconds']:.1f}s > {TARGETS['district_seconds']}s by "
+                       f"{row['full_wall_seconds'] - TARGETS['district_seconds']:.1f}s")
+        if row["ratio_to_floor"] and row["ratio_to_floor"] > TARGETS["district_ratio"]:
+            out.append(f"ratio {row['ratio_to_floor']:.1f}× > {TARGETS['district_ratio']}×")
+        if row["incremental_wall_seconds"] > TARGETS["incremental_seconds"]:
+            out.append(f"incremental {row['incremental_wall_seconds']:.1f}s > {TARGETS['incremental_seconds']}s")
+    if row["persons_requested"] >= 1_000_000:
+        if row["full_wall_seconds"] > TARGETS["million_seconds"]:
+            out.append(f"full {row['full_wall_seconds']:.0f}s > {TARGETS['million_seconds']}s")
+        if row["peak_rss_mb"] > TARGETS["million_rss_mb"]:
+            out.append(f"peak RSS {row['peak_rss_mb']:.0f} MB > {TARGETS['million_rss_mb']} MB")
+    return out
+
+
+def render(rows: list[dict]) -> str:
+    head = ("persons", "files", "full s", "incr s", "floor s", "ratio", "RSS MB", "ovh/step s", "stages (s)")
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+    for r in rows:
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+        lines.append(" | ".join([
+            f"{r['persons'] or r['persons_requested']:,}", str(r["survey_files"]), f"{r['full_wall_seconds']:.1f}",
+            f"{r['incremental_wall_seconds']:.1f}", f"{r['floor_seconds']:.1f}", f"{r['ratio_to_floor']:.2f}",
+            f"{r['peak_rss_mb']:.0f}", f"{r['overhead_per_step']:.3f}", stages]))
+        for v in verdicts(r):
+            lines.append(f"  target missed: {v}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="huitoukan bench")
+    parser.add_argument("--persons", default="20000", help="comma-separated sizes, e.g. 20000,100000,300000,1000000")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", default="bench/work", help="scratch folder (generated data, warehouses)")
+    parser.add_argument("--out", default="bench/results", help="where the JSON results go")
+    parser.add_argument("--child", nargs=3, metavar=("RAW", "WAREHOUSE", "REPORTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_run(*args.child)))
+        return 0
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for persons in sorted(int(p) for p in args.persons.split(",")):
+        rows.append(bench_size(persons, args.runs, work))
+        print(render(rows[-1:]), flush=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (out / f"bench_{stamp}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    print()
+    print(render(rows))
+    print(f"results: {out / f'bench_{stamp}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

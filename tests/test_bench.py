@@ -1,0 +1,33 @@
+"""The benchmark runs at a small size so it cannot rot; the real sizes run by hand (docs/scaling.md)."""
+
+import json
+
+import pytest
+
+from pipeline.bench import main, render, verdicts
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_measures_every_number_at_a_small_size(tmp_path, capsys):
+    assert main(["--persons", "1200", "--runs", "1", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")]) == 0
+    [result_file] = (tmp_path / "o").glob("bench_*.json")
+    [row] = json.loads(result_file.read_text(encoding="utf-8"))
+    assert row["persons"] > 900 and row["survey_files"] >= 1
+    for key in ("full_wall_seconds", "incremental_wall_seconds", "floor_read_seconds", "floor_write_seconds",
+                "peak_rss_mb", "overhead_per_step", "ratio_to_floor"):
+        assert row[key] > 0, key
+    # every stage of the pipeline was timed
+    assert {"ingest", "clean", "income", "crosscheck", "classify", "reports"} <= set(row["stages"])
+    assert row["steps"] >= 15
+    printed = capsys.readouterr().out
+    assert "ratio" in printed and str(result_file) in printed
+
+
+def test_verdicts_say_by_how_much_a_target_is_missed():
+    row = {"persons_requested": 20000, "full_wall_seconds": 45.0, "ratio_to_floor": 4.0,
+           "incremental_wall_seconds": 10.0, "overhead_per_step": 0.05, "peak_rss_mb": 500,
+           "persons": 20000, "survey_files": 30, "floor_seconds": 11.0, "stages": {}}
+    missed = verdicts(row)
+    assert any("by 15.0s" in v for v in missed) and any("ratio 4.0×" in v for v in missed)
+    assert "target missed" in render([row])
