@@ -28,5 +28,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, settings: Settings) -> Non
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    # fetchall, not fetchone: DuckDB 2 refuses the connection's next register()/execute() while
+    # a result is left unfinished
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
