@@ -275,6 +275,14 @@ def _check_classification(key: dict, settings: Settings) -> None:
         if h["left_out_reason"]:
             assert condition and not h["annex2"] and not h["annex3"]
             assert (h["left_out_reason"] == "排除") == hard
+        if condition and h["status_type"] in (S.HH_ORDINARY, S.HH_REMOVED):
+            # at most one reason to leave a household out, so that the reason is not a matter of order
+            # (one that did not apply was not reviewed either: 未评议 is part of 未申请)
+            reasons = [hard, not h["applied"], h["applied"] and h["review"] != S.REVIEW_PASSED,
+                       not h["main_cause"]]
+            assert sum(reasons) <= 1, h
+            expected = ["排除", "未申请", "评议未通过", "无致贫原因"][reasons.index(True)] if any(reasons) else None
+            assert h["left_out_reason"] == expected
 
 
 def test_classification_consistent(small):

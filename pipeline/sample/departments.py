@@ -456,7 +456,8 @@ class Extracts:
                                                      "cross_up": "复核人均跨过5000（调查低于）",
                                                      "cross_down": "复核人均低于5000（调查高于）"}[name])
         for k in range(c(6, 4)):
-            factor = (Decimal("0.97"), Decimal("1.03"), Decimal("1.18"), Decimal("0.83"))[k % 4]
+            # within the tolerance whether measured against the survey or the recheck value
+            factor = (Decimal("0.97"), Decimal("1.03"), Decimal("1.18"), Decimal("0.86"))[k % 4]
             hh = pick(decoy_pools(), lambda h: pc_of(h) >= 1000 and (
                 pc_of(h) * factor < line * Decimal("0.98") if pc_of(h) < line else pc_of(h) * factor > line * Decimal("1.02")))
             if hh:
@@ -466,10 +467,17 @@ class Extracts:
                 self._intent("D5", "decoy", hh, None, f"复核人均为调查的{factor}倍，同侧")
 
     def _plant_simple(self, rule, hits, decoys, n_hits, n_decoys, pick, hit_pools, decoy_pools, adult, make, what):
+        g = self.gen
+
+        def one_reason(h):
+            """An exclusion must be the only reason a 附件3 candidate is left out."""
+            return not (h.kind in ("ordinary", "foreign", "removed") and g.candidate(h)) or (
+                h.applied and h.review == S.REVIEW_PASSED and bool(h.main_cause))
+
         for kind, specs, n, pools in (("hit", hits, n_hits, hit_pools), ("decoy", decoys, n_decoys, decoy_pools)):
             for k in range(n):
                 spec = specs[k % len(specs)]
-                hh = pick(pools(), lambda h: adult(h, 20, 70))
+                hh = pick(pools(), lambda h: adult(h, 20, 70) and (kind == "decoy" or one_reason(h)))
                 if hh is None:
                     continue
                 p = adult(hh, 20, 70)
