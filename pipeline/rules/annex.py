@@ -122,3 +122,39 @@ def annex_title(annex: Annex, settings) -> str:
 def annex_frame(con, annex: Annex):
     """The rows of one 附件 as a frame with its exact column names (plus ``_household``)."""
     return con.execute(annex_sql(annex)).df()
+
+
+# --------------------------------------------------------------------------------------------
+# 公示 (public notice) versions of 附件2 and 附件3 (outputs.md)
+# --------------------------------------------------------------------------------------------
+
+PUBLIC_DIR = "public"
+PUBLIC_COLUMNS = ("序号", "办事处", "村", "户主姓名", "家庭人口", "类别", "主要致贫原因")
+
+
+@dataclass(frozen=True)
+class PublicNotice:
+    key: str
+    annex_key: str  # the 附件 it is the public version of
+    filename: str
+    title: str
+
+
+PUBLIC_NOTICES: dict[str, PublicNotice] = {
+    n.key: n
+    for n in (
+        PublicNotice("public_annex2", "annex2", "附件2_公示名单.xlsx",
+                     "{year}年脱贫质量“回头看”返贫（重点扶持）户公示名单"),
+        PublicNotice("public_annex3", "annex3", "附件3_公示名单.xlsx",
+                     "{year}年脱贫质量“回头看”新识别（重点扶持）贫困户公示名单"),
+    )
+}
+
+
+def public_frame(rows):
+    """The notice-board list from a person-unit 附件's rows: one row per household (its first
+    row, the 户主's), only the columns of PUBLIC_COLUMNS — no ID, health, disability or income."""
+    first = rows.drop_duplicates("_household", keep="first")
+    out = first[[c for c in PUBLIC_COLUMNS if c != "序号"]].copy()
+    out.insert(0, "序号", range(1, len(out) + 1))
+    return out.reset_index(drop=True)
