@@ -23,7 +23,8 @@ from pipeline.resources.paths import (
 
 ASSET_MODULES = (ingest, clean, income, crosscheck, quality, classify)
 
-all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_assets]
+all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_assets,
+              *reports.crosscheck_report_assets]
 
 full_rebuild = dg.define_asset_job(
     "full_rebuild",
