@@ -191,3 +191,38 @@ def xlsx_to_xls(src: Path, dst: Path) -> None:
                     ws.write(r, c, value)
     dst.parent.mkdir(parents=True, exist_ok=True)
     out.save(str(dst))
+
+
+def id15(id18: str) -> str:
+    """The first-generation 15-digit form of an 18-digit ID born in the 1900s."""
+    assert id18[6:8] == "19", "only a person born in the 1900s has a 15-digit ID"
+    return id18[:6] + id18[8:17]
+
+
+def write_department(root: Path, key: str, rows: list[dict], name: str | None = None) -> Path:
+    """One department extract in the department's real format (inputs.md): ``.xlsx`` with the
+    header in row 1, or a CSV in the department's encoding (税务局 GBK, 交警 UTF-8). ``rows`` are
+    keyed by the department's Chinese column names; an int/float is written as a number cell."""
+    from pipeline.schema import DEPARTMENTS_BY_KEY
+
+    dept = DEPARTMENTS_BY_KEY[key]
+    folder = root / "departments" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    if dept.file_format == "csv":
+        path = folder / (name or f"{key}.csv")
+        with path.open("w", encoding=dept.encoding, newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(dept.columns)
+            for row in rows:
+                writer.writerow(["" if row.get(c) is None else row.get(c) for c in dept.columns])
+        return path
+    path = folder / (name or f"{key}.xlsx")
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
+    ws = wb.add_worksheet("Sheet1")
+    for c, label in enumerate(dept.columns):
+        ws.write_string(0, c, label)
+    for r, row in enumerate(rows, start=1):
+        for c, label in enumerate(dept.columns):
+            _write_value(ws, r, c, row.get(label))
+    wb.close()
+    return path
