@@ -336,7 +336,6 @@ class Generator:
         self.settings = settings
         self.ref = settings.reference_date
         self.scale = self.n / 8000
-        self.rng = random.Random(seed)
         self.ids = IdMaker(random.Random(f"{seed}:ids"))
         self.villages: list[Village] = []
         self.households: list[Household] = []
@@ -618,8 +617,7 @@ class Generator:
             out.append(("之孙子" if rng.random() < 0.52 else "之孙女", max(0, son - rng.randint(22, 32))))
         return out
 
-    _FEMALE_REL = {"配偶": None, "之女": 1, "之儿媳": 1, "之孙女": 1, "之外孙女": 1, "之母": 1, "之岳母": 1,
-                   "之婆婆": 1, "之祖母": 1}
+    _FEMALE_REL = ("之女", "之儿媳", "之孙女", "之外孙女", "之母", "之岳母", "之婆婆", "之祖母")
 
     def _make_households(self) -> None:
         rng = self.rng_for("households")
