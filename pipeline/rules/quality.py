@@ -1,8 +1,11 @@
 """Data-quality problems that need more than one row (rules.md B3–B5, B9, B10, W1–W9), in SQL.
 
-Each query returns rows with the problem's place (village, file, sheet, row, column), the raw
-value and its kind (masked in Python before it is stored), a message and an anchor that keeps the
-problem id stable. Cell-level problems (B1, B2, B6–B8) come from ``pipeline.rules.clean``.
+Each query returns rows with the problem's place (village, file, sheet, Excel row, column), the
+raw value and its kind (masked in Python before it is stored), a message and an anchor that keeps
+the problem id stable (``HH_ANCHOR``/``MEMBER_ANCHOR``: the same anchors ``rules.clean`` gives
+cell-level problems — an ID, else the household and name, never a row number). ``hh_key`` names
+the household a blocking problem holds back (write–audit–publish, ``rules.classification``).
+Cell-level problems (B1, B2, B6–B8) come from ``pipeline.rules.clean``.
 """
 
 from __future__ import annotations
@@ -10,65 +13,116 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.privacy import mask_id, mask_name
-from pipeline.rules.problems import PROBLEM_COLUMNS, RULES, problem_id
-from pipeline.schema import (
-    EXITED_STATUSES,
-    HEAD,
-    HH_REGISTERED,
-    SHEET_HOUSEHOLDS,
-    SHEET_MEMBERS,
+from pipeline.rules.problems import (
+    ACCEPTED,
+    BLOCKING,
+    MAX_AGE,
+    OPEN,
+    PROBLEM_COLUMNS,
+    RULES,
+    SCHOOL_AGE_RANGES,
+    assign_problem_ids,
 )
+from pipeline.schema import HEAD, HH_REGISTERED, SHEET_HOUSEHOLDS, SHEET_MEMBERS, STATUS_REMOVED
 
 H, M = SHEET_HOUSEHOLDS, SHEET_MEMBERS
-_REGISTRY_ACTIVE = "r.status <> '清退'"
+REGISTRY_SHEET = "建档立卡名册"
+
+
+def _link(alias: str) -> str:
+    """The household link inside hh_key (``<村代码>|<link>``): the head's ID, or ``raw:<as typed>``."""
+    return f"substr({alias}.hh_key, length({alias}.village_code) + 2)"
+
+
+HH_ANCHOR = f"coalesce({_link('h')}, 'name:' || coalesce(h.head_name, ''))"
+MEMBER_ANCHOR = f"coalesce(m.person_id, 'hh:' || coalesce({_link('m')}, '') || '|name:' || coalesce(m.name, ''))"
+
+_SCHOOL_AGE = " OR ".join(
+    f"(m.school_status = '{status}' AND m.age NOT BETWEEN {low} AND {high})"
+    for status, (low, high) in SCHOOL_AGE_RANGES.items()
+)
+_SCHOOL_RANGE_TEXT = "CASE m.school_status " + " ".join(
+    f"WHEN '{status}' THEN '{low}–{high}岁'" for status, (low, high) in SCHOOL_AGE_RANGES.items()) + " END"
+
+# Where another row of a person is, in words the village understands (B3).
+_PLACE = ("CASE WHEN b.village_code = a.village_code THEN '本村调查表第' || b.row || '行'"
+          " || CASE WHEN b.hh_key = a.hh_key THEN '（同一户重复填写）' ELSE '' END"
+          " ELSE coalesce(v.subdistrict_name || v.village_name, b.village_code) || '调查表第' || b.row || '行' END")
 
 # rule -> SELECT with columns: village_code, file, sheet, row, column, raw_value, value_kind,
 #         message, anchor, hh_key
 RELATIONAL_SQL: dict[str, str] = {
+    # The same person twice: in two households, twice in one household, or in two villages'
+    # latest files (members only holds each village's latest file). A head ID heading two rows of
+    # 家庭基本情况 is the same mistake on the household sheet.
     "B3": f"""
-        WITH dup AS (SELECT person_id FROM members WHERE person_id IS NOT NULL
-                     GROUP BY person_id HAVING count(DISTINCT coalesce(hh_key, member_uid)) > 1)
-        SELECT m.village_code, m.file, '{M}', m.row, '身份证号', m.person_id, 'id',
-               '同一身份证号出现在' || (SELECT count(DISTINCT coalesce(hh_key, member_uid)) FROM members x
-                                     WHERE x.person_id = m.person_id) || '户中', m.person_id, m.hh_key
-        FROM members m JOIN dup USING (person_id)""",
+        WITH p AS (SELECT member_uid, village_code, file, row, person_id, hh_key FROM members
+                   WHERE person_id IS NOT NULL),
+        dup AS (SELECT person_id FROM p GROUP BY person_id HAVING count(*) > 1)
+        SELECT a.village_code, a.file, '{M}', a.row, '身份证号', a.person_id, 'id',
+               '同一身份证号还出现在' || string_agg({_PLACE}, '、' ORDER BY b.village_code, b.row),
+               a.person_id, a.hh_key
+        FROM p a JOIN dup USING (person_id)
+        JOIN p b ON b.person_id = a.person_id AND b.member_uid <> a.member_uid
+        LEFT JOIN villages v ON v.village_code = b.village_code
+        GROUP BY a.village_code, a.file, a.row, a.person_id, a.hh_key
+        UNION ALL
+        SELECT a.village_code, a.file, '{H}', a.row, '户主身份证号', a.head_id, 'id',
+               '同一户主身份证号还出现在' || string_agg(
+                   CASE WHEN b.village_code = a.village_code THEN '本村家庭基本情况表第' || b.row || '行'
+                        ELSE coalesce(v.subdistrict_name || v.village_name, b.village_code)
+                             || '家庭基本情况表第' || b.row || '行' END, '、' ORDER BY b.village_code, b.row),
+               a.head_id, a.hh_key
+        FROM households a JOIN households b ON b.head_id = a.head_id AND b.hh_uid <> a.hh_uid
+        LEFT JOIN villages v ON v.village_code = b.village_code
+        WHERE a.head_id IS NOT NULL
+        GROUP BY a.village_code, a.file, a.row, a.head_id, a.hh_key""",
     "B4": f"""
         SELECT h.village_code, h.file, '{H}', h.row, '户主身份证号', h.head_id, 'id',
-               '家庭成员表中没有该户的成员', coalesce(h.head_id, h.hh_uid), h.hh_key
+               '家庭成员情况表中没有该户的成员', {HH_ANCHOR}, h.hh_key
         FROM households h WHERE h.hh_key IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM members m WHERE m.hh_key = h.hh_key)
         UNION ALL
         SELECT m.village_code, m.file, '{M}', m.row, '户主身份证号', m.head_id, 'id',
-               '该成员的户主身份证号在家庭基本情况表中找不到', coalesce(m.person_id, m.member_uid), NULL
+               CASE WHEN m.hh_key IS NULL THEN '没有填写户主身份证号，无法对应到户'
+                    ELSE '该成员的户主身份证号在家庭基本情况表中找不到' END,
+               {MEMBER_ANCHOR}, NULL
         FROM members m WHERE m.hh_key IS NULL
            OR NOT EXISTS (SELECT 1 FROM households h WHERE h.hh_key = m.hh_key)""",
     "B5": f"""
         WITH heads AS (
             SELECT hh_key, count(*) FILTER (WHERE relation = '{HEAD}') AS n_heads,
-                   bool_or(relation = '{HEAD}' AND person_id IS NOT NULL
-                           AND person_id = split_part(hh_key, '|', 2)) AS head_matches
+                   any_value(person_id) FILTER (WHERE relation = '{HEAD}') AS head_person
             FROM members WHERE hh_key IS NOT NULL GROUP BY hh_key)
         SELECT h.village_code, h.file, '{H}', h.row, '与户主关系', CAST(x.n_heads AS VARCHAR), 'text',
-               CASE WHEN x.n_heads <> 1 THEN '该户有' || x.n_heads || '名户主（应为1名）'
-                    ELSE '户主的身份证号与户主身份证号不一致' END,
-               coalesce(h.head_id, h.hh_uid), h.hh_key
+               '家庭成员情况表中该户有' || x.n_heads || '名户主（应为1名）', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN heads x USING (hh_key)
-        WHERE x.n_heads <> 1 OR NOT coalesce(x.head_matches, false)""",
-    "B9": f"""
-        WITH surveyed_villages AS (SELECT DISTINCT village_code FROM households),
-        reg AS (SELECT r.*, m.hh_key AS surveyed_hh FROM registry r
-                LEFT JOIN members m ON m.person_id = r.person_id
-                WHERE {_REGISTRY_ACTIVE} AND r.person_id IS NOT NULL),
-        hh AS (SELECT hh_no, any_value(village_code) AS village_code, any_value(_file) AS file,
-                      min(_row) AS row, any_value(head_name) AS head_name,
-                      any_value(surveyed_hh) FILTER (WHERE surveyed_hh IS NOT NULL) AS surveyed_hh
-               FROM reg GROUP BY hh_no)
-        SELECT hh.village_code, hh.file, '建档立卡名册', hh.row, '户编号', hh.head_name, 'name',
-               '建档立卡户未入户调查（漏户）', 'hh:' || hh.hh_no, NULL
-        FROM hh WHERE hh.surveyed_hh IS NULL AND hh.village_code IN (SELECT village_code FROM surveyed_villages)
+        WHERE x.n_heads <> 1
         UNION ALL
-        SELECT r.village_code, r._file, '建档立卡名册', r._row, '姓名', r.name, 'name',
-               '建档立卡成员不在已调查的户中（漏人）', 'person:' || r.person_id, hh.surveyed_hh
+        SELECT h.village_code, h.file, '{H}', h.row, '户主身份证号', h.head_id, 'id',
+               '家庭成员情况表中户主本人的身份证号与户主身份证号不一致', {HH_ANCHOR}, h.hh_key
+        FROM households h JOIN heads x USING (hh_key)
+        WHERE x.n_heads = 1 AND h.head_id IS NOT NULL AND x.head_person IS NOT NULL
+          AND x.head_person <> h.head_id""",
+    # 漏户: a registered household (any member not 清退) none of whose members is in any survey,
+    # in a village that has submitted (a village that has not is one B10, not a B9 per household).
+    # 漏人: a registered member (not 清退) found in no survey while their household was surveyed.
+    "B9": f"""
+        WITH submitted AS (SELECT DISTINCT village_code FROM households),
+        reg AS (SELECT r.*, m.hh_key AS surveyed_hh, m.village_code AS surveyed_village
+                FROM registry r LEFT JOIN members m ON m.person_id = r.person_id
+                WHERE r.status <> '{STATUS_REMOVED}' AND r.person_id IS NOT NULL AND r.hh_no IS NOT NULL),
+        hh AS (SELECT hh_no, any_value(village_code) AS village_code, min(_file) AS file, min(_row) AS row,
+                      any_value(head_name) AS head_name,
+                      any_value(surveyed_hh) FILTER (WHERE surveyed_hh IS NOT NULL) AS surveyed_hh,
+                      any_value(surveyed_village) FILTER (WHERE surveyed_village IS NOT NULL) AS surveyed_village
+               FROM reg GROUP BY hh_no)
+        SELECT hh.village_code, hh.file, '{REGISTRY_SHEET}', hh.row, '户编号', hh.head_name, 'name',
+               '建档立卡户（户编号' || hh.hh_no || '）未入户调查（漏户）', 'hh:' || hh.hh_no, NULL
+        FROM hh WHERE hh.surveyed_hh IS NULL AND hh.village_code IN (SELECT village_code FROM submitted)
+        UNION ALL
+        SELECT coalesce(hh.surveyed_village, r.village_code), r._file, '{REGISTRY_SHEET}', r._row, '姓名', r.name, 'name',
+               '建档立卡成员（户编号' || r.hh_no || '）不在已调查的户中（漏人）', 'person:' || r.person_id, hh.surveyed_hh
         FROM reg r JOIN hh USING (hh_no)
         WHERE r.surveyed_hh IS NULL AND hh.surveyed_hh IS NOT NULL""",
     "B10": """
@@ -79,42 +133,41 @@ RELATIONAL_SQL: dict[str, str] = {
                                      AND status = '已读取')""",
     "W1": f"""
         SELECT h.village_code, h.file, '{H}', h.row, '家庭人口', CAST(h.declared_size AS VARCHAR), 'text',
-               '申报家庭人口' || h.declared_size || '人，成员表有' || i.size || '人', coalesce(h.head_id, h.hh_uid), h.hh_key
+               '申报家庭人口' || h.declared_size || '人，家庭成员情况表有' || i.size || '人', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN household_income i USING (hh_uid)
-        WHERE h.declared_size IS NOT NULL AND i.size > 0 AND h.declared_size <> i.size""",
+        WHERE h.declared_size IS NOT NULL AND h.declared_size <> i.size""",
     "W2": f"""
-        SELECT village_code, file, '{M}', row, '性别', sex, 'text', '性别为“' || sex || '”，身份证号显示为“' || id_sex || '”',
-               person_id, hh_key
-        FROM members WHERE sex IS NOT NULL AND id_sex IS NOT NULL AND sex <> id_sex""",
+        SELECT m.village_code, m.file, '{M}', m.row, '性别', m.sex, 'text',
+               '性别填“' || m.sex || '”，身份证号显示为“' || m.id_sex || '”', {MEMBER_ANCHOR}, m.hh_key
+        FROM members m WHERE m.sex IS NOT NULL AND m.id_sex IS NOT NULL AND m.sex <> m.id_sex""",
     "W3": f"""
-        SELECT village_code, file, '{M}', row, '在校生状况', school_status, 'text',
-               '年龄' || age || '岁，与在校生状况“' || school_status || '”不符', person_id, hh_key
-        FROM members WHERE age IS NOT NULL AND (
-             (school_status = '学前教育' AND age NOT BETWEEN 2 AND 7)
-          OR (school_status = '小学' AND age NOT BETWEEN 5 AND 15)
-          OR (school_status = '七至九年级' AND age NOT BETWEEN 11 AND 18)
-          OR (school_status IN ('高中', '中职') AND age NOT BETWEEN 14 AND 21))""",
+        SELECT m.village_code, m.file, '{M}', m.row, '在校生状况', m.school_status, 'text',
+               '按身份证号年龄' || m.age || '岁，与在校生状况“' || m.school_status || '”（' || {_SCHOOL_RANGE_TEXT}
+               || '）不符', {MEMBER_ANCHOR}, m.hh_key
+        FROM members m WHERE m.age IS NOT NULL AND ({_SCHOOL_AGE})""",
     "W4": f"""
         SELECT h.village_code, h.file, '{H}', h.row, '转移性收入合计', CAST(h.transfer_total AS VARCHAR), 'text',
-               '合计' || h.transfer_total || '元，分项之和' || i.transfer_sub_sum || '元',
-               coalesce(h.head_id, h.hh_uid), h.hh_key
+               '转移性收入合计' || h.transfer_total || '元，分项之和' || i.transfer_sub_sum || '元',
+               {HH_ANCHOR}, h.hh_key
         FROM households h JOIN household_income i USING (hh_uid)
         WHERE i.transfer_sub_sum <> 0 AND abs(h.transfer_total - i.transfer_sub_sum) > 1""",
     "W5": f"""
-        SELECT h.village_code, h.file, '{H}', h.row,
-               CASE WHEN h.hh_type IS DISTINCT FROM s.status_type THEN '户类型' ELSE '脱贫状态' END,
-               CASE WHEN h.hh_type IS DISTINCT FROM s.status_type THEN h.hh_type ELSE h.exit_status END, 'text',
-               CASE WHEN h.hh_type IS DISTINCT FROM s.status_type
-                    THEN '调查表填“' || coalesce(h.hh_type, '空') || '”，建档立卡系统为“' || s.status_type || '”'
-                    ELSE '调查表填“' || coalesce(h.exit_status, '空') || '”，建档立卡系统为“' || s.registry_status || '”' END,
-               coalesce(h.head_id, h.hh_uid), h.hh_key
+        SELECT h.village_code, h.file, '{H}', h.row, '户类型', h.hh_type, 'text',
+               '调查表填“' || h.hh_type || '”，建档立卡系统为“' || s.status_type || '”', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN household_status s USING (hh_key)
-        WHERE h.hh_type IS NOT NULL AND (h.hh_type IS DISTINCT FROM s.status_type
-           OR (s.status_type = '{HH_REGISTERED}' AND h.exit_status IS NOT NULL
-               AND h.exit_status IS DISTINCT FROM s.registry_status))""",
+        WHERE h.hh_type IS NOT NULL AND h.hh_type <> s.status_type
+        UNION ALL
+        SELECT h.village_code, h.file, '{H}', h.row, '脱贫状态', h.exit_status, 'text',
+               '调查表填“' || h.exit_status || '”，建档立卡系统为“' || s.registry_status || '”', {HH_ANCHOR}, h.hh_key
+        FROM households h JOIN household_status s USING (hh_key)
+        WHERE s.status_type = '{HH_REGISTERED}' AND h.exit_status IS NOT NULL
+          AND h.exit_status IS DISTINCT FROM s.registry_status""",
+    # 算账式脱贫: per village and line, households just above ([line, line+band)) outnumber those
+    # just below ([line-band, line)) more than ratio to one, with at least min_above above; every
+    # household just above is flagged. Exact: per capita >= line  <=>  net income >= line × size.
     "W6": """
         WITH lines(line) AS (VALUES ({identification_line}), ({monitoring_line})),
-        hh AS (SELECT h.*, i.size, i.net_income, l.line,
+        hh AS (SELECT h.*, i.size, i.per_capita, l.line,
                       i.size > 0 AND i.net_income >= l.line * i.size
                                  AND i.net_income < (l.line + {bunching_band}) * i.size AS above,
                       i.size > 0 AND i.net_income >= (l.line - {bunching_band}) * i.size
@@ -123,65 +176,102 @@ RELATIONAL_SQL: dict[str, str] = {
         v AS (SELECT village_code, line, count(*) FILTER (WHERE above) AS n_above,
                      count(*) FILTER (WHERE below) AS n_below
               FROM hh GROUP BY village_code, line
-              HAVING n_above >= {bunching_min_above} AND n_above > {bunching_ratio} * n_below)
-        SELECT hh.village_code, hh.file, '家庭基本情况', hh.row, '年人均纯收入', NULL, 'text',
+              HAVING count(*) FILTER (WHERE above) >= {bunching_min_above}
+                 AND count(*) FILTER (WHERE above) > {bunching_ratio} * count(*) FILTER (WHERE below))
+        SELECT h.village_code, h.file, '家庭基本情况', h.row, '年人均纯收入', CAST(h.per_capita AS VARCHAR), 'text',
                '本村年人均纯收入在' || CAST(v.line AS INTEGER) || '–' || CAST(v.line + {bunching_band} AS INTEGER)
-               || '元的有' || v.n_above || '户，刚低于' || CAST(v.line AS INTEGER) || '元的只有' || v.n_below || '户',
-               coalesce(hh.head_id, hh.hh_uid) || '@' || CAST(v.line AS INTEGER), hh.hh_key
-        FROM hh JOIN v USING (village_code, line) WHERE hh.above""",
+               || '元（刚过' || CAST(v.line AS INTEGER) || '元线）的有' || v.n_above || '户，在'
+               || CAST(v.line - {bunching_band} AS INTEGER) || '–' || CAST(v.line AS INTEGER) || '元的只有'
+               || v.n_below || '户', """
+    + f"{HH_ANCHOR} || '@' || CAST(v.line AS INTEGER), h.hh_key" + """
+        FROM hh h JOIN v USING (village_code, line) WHERE h.above""",
     "W7": f"""
-        SELECT village_code, file, '{M}', row, '身份证号', person_id, 'id',
-               CASE WHEN birth_date > {{ref_date}} THEN '出生日期晚于参照日期' ELSE '年龄' || age || '岁，超过110岁' END,
-               person_id, hh_key
-        FROM members WHERE birth_date > {{ref_date}} OR age > 110""",
+        SELECT m.village_code, m.file, '{M}', m.row, '身份证号', m.person_id, 'id',
+               CASE WHEN m.birth_date > {{ref_date}} THEN '身份证号的出生日期晚于参照日期'
+                    ELSE '按身份证号年龄' || m.age || '岁，超过{MAX_AGE}岁' END,
+               {MEMBER_ANCHOR}, m.hh_key
+        FROM members m WHERE m.birth_date > {{ref_date}} OR m.age > {MAX_AGE}""",
     "W8": f"""
-        SELECT h.village_code, h.file, '{H}', h.row, '工资性收入', '0', 'text', '各项收入均为0',
-               coalesce(h.head_id, h.hh_uid), h.hh_key
+        SELECT h.village_code, h.file, '{H}', h.row, '工资性收入', '0', 'text',
+               '工资性、生产经营性、财产性、转移性收入均为0', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN household_income i USING (hh_uid)
         WHERE h.wage_income = 0 AND h.business_income = 0 AND h.property_income = 0 AND i.transfer_used = 0""",
     "W9": f"""
-        SELECT village_code, file, '{H}', row, '联系电话', phone, 'text', '联系电话格式不对',
-               coalesce(head_id, hh_uid), hh_key
-        FROM households WHERE phone IS NOT NULL
-          AND NOT regexp_full_match(phone, '1[3-9][0-9]{{{{9}}}}')
-          AND NOT regexp_full_match(replace(replace(phone, '-', ''), '—', ''), '0[0-9]{{{{9,11}}}}|[2-9][0-9]{{{{6,7}}}}')""",
+        SELECT h.village_code, h.file, '{H}', h.row, '联系电话', h.phone, 'phone',
+               '联系电话不是11位手机号，也不是固定电话', {HH_ANCHOR}, h.hh_key
+        FROM households h WHERE h.phone IS NOT NULL AND NOT ({{phone_ok}})""",
 }
 
-_VALUE_MASKS = {"id": mask_id, "name": mask_name, "text": lambda v: "" if v is None else str(v)[:40]}
+# A mobile number, or a fixed line: area code 0xx(x) and a 7–8 digit number, or the local number
+# alone; separators - and spaces are ignored (W9). Used by the GE suite too.
+PHONE_OK_SQL = ("regexp_full_match(regexp_replace(h.phone, '[-—– ()（）]', '', 'g'), "
+                "'1[3-9][0-9]{9}|0[1-9][0-9]{8,10}|[2-9][0-9]{6,7}')")
+
+
+def _mask_phone(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text[:3] + "*" * max(0, len(text) - 3)
+
+
+_VALUE_MASKS = {
+    "id": lambda v: mask_id(v) if v is not None else "",
+    "name": lambda v: mask_name(v) if v is not None else "",
+    "phone": _mask_phone,
+    "text": lambda v: "" if v is None else str(v)[:40],
+}
 _SQL_COLUMNS = ["village_code", "file", "sheet", "row", "column", "raw_value", "value_kind", "message", "anchor", "hh_key"]
 
 
-def relational_problems(con, settings) -> pd.DataFrame:
+def relational_sql(rule: str, settings) -> str:
     from pipeline.rules.sqlutil import literals
 
+    return RELATIONAL_SQL[rule].format(**literals(settings), phone_ok=PHONE_OK_SQL)
+
+
+def relational_problems(con, settings) -> pd.DataFrame:
     frames = []
-    for rule, sql in RELATIONAL_SQL.items():
-        frame = con.execute(sql.format(**literals(settings))).df()
+    for rule in RELATIONAL_SQL:
+        frame = con.execute(relational_sql(rule, settings)).df()
         frame.columns = _SQL_COLUMNS
         frame["rule"] = rule
         frames.append(frame)
     return finish_problems(pd.concat(frames, ignore_index=True))
 
 
+def _blank(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
 def finish_problems(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mask values, attach severity, suggestion and the stable problem id."""
+    """Mask values, attach severity and suggestion (problem ids come later, for all problems at once)."""
+    frame = frame.copy()
     if "raw_value" in frame:
-        frame["value"] = [_VALUE_MASKS[k](v) for k, v in zip(frame["value_kind"], frame["raw_value"])]
-        frame["anchor"] = frame["anchor"].astype(str)
+        frame["value"] = [_VALUE_MASKS[k](None if _blank(v) else v)
+                          for k, v in zip(frame["value_kind"], frame["raw_value"])]
+    frame["anchor"] = frame["anchor"].astype(str)
     frame["severity"] = frame["rule"].map(lambda r: RULES[r].severity)
     frame["suggestion"] = frame["rule"].map(lambda r: RULES[r].suggestion)
-    frame["problem_id"] = [
-        problem_id(r, v, s, c, a)
-        for r, v, s, c, a in zip(frame["rule"], frame["village_code"], frame["sheet"], frame["column"], frame["anchor"])
-    ]
+    frame["problem_id"] = None
     frame["row"] = pd.to_numeric(frame["row"], errors="coerce").astype("Int64")
     return frame[list(PROBLEM_COLUMNS)]
 
 
-OPEN_PROBLEMS_SQL = """
+def all_problems(cells: pd.DataFrame, relational: pd.DataFrame) -> pd.DataFrame:
+    """Cell-level and relational problems together, each with its stable id, in list order."""
+    frame = pd.concat([cells[list(PROBLEM_COLUMNS)], relational[list(PROBLEM_COLUMNS)]], ignore_index=True)
+    frame["row"] = pd.to_numeric(frame["row"], errors="coerce").astype("Int64")
+    frame = assign_problem_ids(frame.reset_index(drop=True))
+    rule_order = {code: i for i, code in enumerate(RULES)}
+    frame = frame.assign(_order=frame["rule"].map(rule_order))
+    frame = frame.sort_values(["village_code", "_order", "sheet", "row", "column"], na_position="first", kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)
+
+
+OPEN_PROBLEMS_SQL = f"""
 CREATE OR REPLACE TABLE open_problems AS
 SELECT p.*, e.problem_id IS NOT NULL AS accepted,
-       p.severity = '必须修改' AND e.problem_id IS NULL AS blocking,
-       CASE WHEN e.problem_id IS NULL THEN '待修改' ELSE '已接受' END AS state
+       p.severity = '{BLOCKING}' AND e.problem_id IS NULL AS blocking,
+       CASE WHEN e.problem_id IS NULL THEN '{OPEN}' ELSE '{ACCEPTED}' END AS state,
+       e.conclusion AS accepted_conclusion, e.checked_by AS accepted_by, e.checked_on AS accepted_on
 FROM problems p LEFT JOIN exceptions e USING (problem_id);
 """

@@ -1193,6 +1193,8 @@ class Generator:
         else:
             w, b = 0.0, rng.uniform(0.2, 0.6) if expense else rng.uniform(0, 0.3)
         p = rng.uniform(0, 0.05) if rng.random() < 0.3 else 0.0
+        if w + b + p > 0.95:  # the shares must leave a transfer ≥ 0: no amount is ever negative
+            w, b, p = (x * 0.95 / (w + b + p) for x in (w, b, p))
         wage = int(gross * w) // 100 * 100
         if workers and not hh.force_zero_wage and wage == 0 and gross >= 100:
             wage = 100
