@@ -384,7 +384,7 @@ class Generator:
 
     def _prepare_out(self) -> None:
         out = self.out
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):  # .gitkeep is no data
             if not (out / ANSWER_KEY).exists():
                 raise FileExistsError(f"{out} is not empty and holds no earlier sample; choose an empty folder")
             for name in (S.REGISTRY_DIR, S.SURVEYS_DIR, S.DEPARTMENTS_DIR):
