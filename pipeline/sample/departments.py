@@ -22,9 +22,8 @@ import random
 from decimal import Decimal
 from pathlib import Path
 
-import xlsxwriter
-
 from pipeline import schema as S
+from pipeline.sample import xlsxfast
 
 CREATED = dt.datetime(2019, 5, 12, 10, 0, 0)
 DEPT = S.DEPARTMENTS_BY_KEY
@@ -728,8 +727,15 @@ class Extracts:
         return out
 
     def write(self, out: Path) -> list[tuple[str, float]]:
+        """Write every extract (here, one after the other); return (path, minutes) of each."""
+        return [self.write_file(out, job) for job in self.plan_files(out)]
+
+    def plan_files(self, out: Path) -> list[tuple]:
+        """Render every record (the RNG runs here, department after department) and split the
+        rows into the files a department sends: one (rel path, department key, rows, minutes)
+        per file, for :meth:`write_file` (which uses no RNG, so files can be written anywhere)."""
         rng = random.Random(f"{self.rng.random()}:files")
-        written: list[tuple[str, float]] = []
+        jobs: list[tuple] = []
         for n_dept, d in enumerate(S.DEPARTMENTS):
             folder = out / S.DEPARTMENTS_DIR / d.key
             folder.mkdir(parents=True, exist_ok=True)
@@ -748,17 +754,23 @@ class Extracts:
                 ext = ".csv" if d.file_format == "csv" else ".xlsx"
                 suffix = f"_第{b + 1}批" if n > 1 else ""
                 name = f"{FILE_STEMS[d.key]}{suffix}{ext}"
-                path = folder / name
-                if d.file_format == "csv":
-                    self._write_csv(path, d, batch)
-                else:
-                    self._write_xlsx(path, d, batch)
-                rel = path.relative_to(out).as_posix()
+                rel = (folder / name).relative_to(out).as_posix()
                 names.append(rel)
                 # batches of one department arrive a day apart, departments an hour apart
-                written.append((rel, 60 * 24 * (16 + b) + 60 * n_dept))
+                jobs.append((rel, d.key, batch, 60 * 24 * (16 + b) + 60 * n_dept))
             self.files[d.key] = names
-        return written
+        return jobs
+
+    def write_file(self, out: Path, job: tuple) -> tuple[str, float]:
+        """Write one file planned by :meth:`plan_files`; return (rel path, minutes)."""
+        rel, key, rows, when = job
+        d = DEPT[key]
+        path = out / rel
+        if d.file_format == "csv":
+            self._write_csv(path, d, rows)
+        else:
+            self._write_xlsx(path, d, rows)
+        return rel, when
 
     @staticmethod
     def _write_csv(path: Path, d, rows: list) -> None:
@@ -771,23 +783,16 @@ class Extracts:
 
     @staticmethod
     def _write_xlsx(path: Path, d, rows: list) -> None:
-        wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
-                                             "strings_to_formulas": False, "strings_to_urls": False})
+        wb = xlsxfast.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
+                                           "strings_to_formulas": False, "strings_to_urls": False})
         wb.set_properties({"created": CREATED, "author": d.name})
         date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
         ws = wb.add_worksheet("Sheet1")
         for c, h in enumerate(d.columns):
             ws.write_string(0, c, h)
+        put_row = ws.put_row
         for r, row in enumerate(rows, start=1):
-            for c, val in enumerate(row):
-                if val is None:
-                    continue
-                if isinstance(val, str):
-                    ws.write_string(r, c, val)
-                elif isinstance(val, dt.date):
-                    ws.write_datetime(r, c, dt.datetime(val.year, val.month, val.day), date_fmt)
-                else:
-                    ws.write_number(r, c, val)
+            put_row(r, row, None, date_fmt)
         wb.close()
 
     def row_counts(self) -> dict:

@@ -28,11 +28,15 @@ Order of work (each step only looks at what earlier steps fixed):
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import datetime as dt
+import gc
 import io
+import itertools
 import json
 import math
+import multiprocessing
 import os
 import random
 import shutil
@@ -43,14 +47,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter
 
 from pipeline import schema as S
 from pipeline.rules.ids import check_char
 from pipeline.sample import departments as dep
+from pipeline.sample import xlsxfast
 from pipeline.settings import Settings
 
 ANSWER_KEY = ".answer_key.json"
+_TASKS_PER_WORKER = 200  # a worker is replaced after this many files (bounds copy-on-write growth)
+_FORKED: Generator | None = None  # the generator a forked worker writes files for
 CREATED = dt.datetime(2019, 4, 26, 9, 0, 0)  # fixed xlsx creation time
 TZ = dt.timezone(dt.timedelta(hours=8))
 
@@ -88,6 +94,14 @@ SURNAMES = (
     "孔向汤关佟那富常鲁温"
 )
 _SURNAME_WEIGHTS = [1.0 / (i + 6) for i in range(len(SURNAMES))]
+# rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0], without accumulating the weights at every call
+_SURNAME_CUM = list(itertools.accumulate(_SURNAME_WEIGHTS))
+_SURNAME_TOTAL = _SURNAME_CUM[-1] + 0.0
+_SURNAME_HI = len(SURNAMES) - 1
+
+
+def _surname(rng: random.Random) -> str:
+    return SURNAMES[bisect.bisect(_SURNAME_CUM, rng.random() * _SURNAME_TOTAL, 0, _SURNAME_HI)]
 MALE_CHARS = (
     "伟刚勇毅俊峰强军平保东文辉力明永健世广志义兴良海山仁波宁贵福生龙元全国胜学祥才发武新利清飞彬富顺信"
     "子杰涛昌成康星光天达安岩中茂进林有坚和彪博诚先敬震振壮会思群豪心邦承乐绍功松善厚庆磊民友裕河哲江超"
@@ -259,9 +273,15 @@ def per_capita(net: int, size: int) -> Decimal:
     return (Decimal(net) / Decimal(100 * size)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+_LINE_CENTS: dict = {}
+
+
 def below(net: int, line: Decimal, size: int) -> bool:
     """Exact, strict: net / size < line (net in cents)."""
-    return net < int(line * 100) * size
+    cents = _LINE_CENTS.get(line)
+    if cents is None:
+        cents = _LINE_CENTS[line] = int(line * 100)
+    return net < cents * size
 
 
 class IdMaker:
@@ -282,8 +302,16 @@ class IdMaker:
                 return first17 + check_char(first17)
 
 
+_WEIGHT_TOTALS: dict = {}
+
+
 def _wchoice(rng: random.Random, pairs) -> Any:
-    total = sum(w for _, w in pairs)
+    if pairs.__class__ is tuple:  # the fixed tables: their total once
+        total = _WEIGHT_TOTALS.get(pairs)
+        if total is None:
+            total = _WEIGHT_TOTALS[pairs] = sum(w for _, w in pairs)
+    else:
+        total = sum(w for _, w in pairs)
     r = rng.random() * total
     for value, w in pairs:
         r -= w
@@ -329,8 +357,9 @@ class Style:
 
 
 class Generator:
-    def __init__(self, out: Path, households: int, seed: int, settings: Settings):
+    def __init__(self, out: Path, households: int, seed: int, settings: Settings, workers: int | None = None):
         self.out = Path(out)
+        self.workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
         self.n = max(200, int(households))
         self.seed = seed
         self.settings = settings
@@ -345,7 +374,7 @@ class Generator:
         self.hhno_counter = 0
         self.ignored: list[str] = []
         self.unreadable: list[str] = []
-        self.rowmap: dict = {}  # (id(village), sheet, hh.key, pid|None) -> Excel row
+        self.rowmap: dict = {}  # (sheet, hh.key, pid|None) -> Excel row, for the rows the answer key cites
         self.book = dep.Extracts(settings, random.Random(f"{seed}:departments"), self.ids, self)
         self.mtime_base = dt.datetime(2019, 4, 26, 17, 0, tzinfo=TZ).timestamp()
 
@@ -368,12 +397,19 @@ class Generator:
         self.book.normal_records(self.households)
         self.book.unrelated(self.count(1200, 60))
         self._write_villages_csv()
-        self._write_surveys()
-        self._write_registry()
-        dept_files = self.book.write(self.out)
-        for rel, when in dept_files:
-            self._touch(self.out / rel, when)
-        key = self._answer_key()
+        # Every other file depends only on the finished model and its own seeded RNG, so the
+        # files are planned here (names, RNG seeds, department rows) and written by workers.
+        jobs = self._plan_registry()
+        jobs += self._plan_departments()
+        jobs += self._plan_surveys()
+        warnings = self._warnings()
+        self._needed_rows = {e["row"] for e in warnings} | {
+            key for pl in self.plants for key in ((S.SHEET_HOUSEHOLDS, pl["hh"].key, None),
+                                                  (S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid if pl["person"] else None))}
+        self._run_jobs(jobs)
+        for e in warnings:
+            e["row"] = self.rowmap[e["row"]]
+        key = self._answer_key(warnings)
         path = self.out / ANSWER_KEY
         path.write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")
         self._touch(path, 0)
@@ -483,7 +519,7 @@ class Generator:
     # 2. Households and people
     # ---------------------------------------------------------------------------------------
     def _name(self, rng: random.Random, male: bool, surname: str | None = None) -> str:
-        sur = surname or rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0]
+        sur = surname or _surname(rng)
         chars = MALE_CHARS if male else FEMALE_CHARS
         given = rng.choice(chars) + (rng.choice(chars) if rng.random() < 0.7 else "")
         return sur + given
@@ -655,7 +691,7 @@ class Generator:
         area = rng.choice(OTHER_AREAS) if foreign else district
         head_male = rng.random() < 0.85
         members: list[Person] = []
-        surname = rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0]
+        surname = _surname(rng)
         head_sex = "男" if head_male else "女"
         for rel, age in comp:
             if rel == "户主":
@@ -1264,7 +1300,8 @@ class Generator:
         path.write_bytes(buf.getvalue().encode("utf-8-sig"))
         self._touch(path, -60 * 24 * 30)
 
-    def _write_registry(self) -> None:
+    def _plan_registry(self) -> list:
+        """The registry rows, in files of at most 200,000 rows: one job per file."""
         cols = S.REGISTRY_COLUMNS
         header = [cols[k] for k in ("hh_no", "village_code", "head_name", "name", "person_id", "relation",
                                     "poor_attribute", "status", "identified_year", "exit_year")]
@@ -1283,27 +1320,32 @@ class Generator:
         reg_dir = self.out / S.REGISTRY_DIR
         reg_dir.mkdir(parents=True, exist_ok=True)
         self.registry_files = []
+        self._registry = (header, [[vals for _, vals in rows[k * per:(k + 1) * per]] for k in range(n_files)])
+        jobs = []
         for k in range(n_files):
-            chunk = rows[k * per:(k + 1) * per]
             name = f"建档立卡人口花名册_{k + 1}.xlsx"
-            path = reg_dir / name
-            wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "constant_memory": False})
-            wb.set_properties({"created": CREATED, "author": "全国扶贫开发信息系统"})
-            ws = wb.add_worksheet("Sheet1")
-            for c, h in enumerate(header):
-                ws.write_string(0, c, h)
-            for r, (_, vals) in enumerate(chunk, start=1):
-                for c, val in enumerate(vals):
-                    if val is None:
-                        continue
-                    if isinstance(val, int):
-                        ws.write_number(r, c, val)
-                    else:
-                        ws.write_string(r, c, val)
-            wb.close()
-            self._touch(path, -60 * 24 * 25 + k)
             self.registry_files.append(f"{S.REGISTRY_DIR}/{name}")
+            jobs.append((len(self._registry[1][k]), ("registry", k, str(reg_dir / name))))
         self.registry_rows = len(rows)
+        return jobs
+
+    def _write_registry_file(self, k: int, path: str) -> None:
+        header, chunks = self._registry
+        wb = xlsxfast.Workbook(path, {"in_memory": True, "constant_memory": False})
+        wb.set_properties({"created": CREATED, "author": "全国扶贫开发信息系统"})
+        ws = wb.add_worksheet("Sheet1")
+        for c, h in enumerate(header):
+            ws.write_string(0, c, h)
+        put_row = ws.put_row
+        for r, vals in enumerate(chunks[k], start=1):
+            put_row(r, vals)
+        wb.close()
+        self._touch(Path(path), -60 * 24 * 25 + k)
+
+    def _plan_departments(self) -> list:
+        """The department extracts, rendered (their RNG runs here, in order): one job per file."""
+        self._dept_jobs = self.book.plan_files(self.out)
+        return [(len(rows), ("department", j, None)) for j, (_, _, rows, _) in enumerate(self._dept_jobs)]
 
     # -- surveys ----------------------------------------------------------------------------
     def _file_names(self, v: Village, rng) -> list[str]:
@@ -1313,30 +1355,31 @@ class Generator:
                  f"{v.name}（终稿）", f"{sub_short}{v.name}入户调查")
         return [forms[(v.idx + k) % len(forms)] for k in range(2)]
 
-    def _write_surveys(self) -> None:
+    def _plan_surveys(self) -> list:
+        """Each village's file names (and the lock and corrupt files, written here): one job per
+        survey file, rendered from the village's own RNG."""
         rng = self.rng_for("render")
         base = self.out / S.SURVEYS_DIR
         minute = 0
-        for v in self.surveyed_villages:
+        jobs = []
+        for i, v in enumerate(self.surveyed_villages):
             folder = base / v.sub_name
             folder.mkdir(parents=True, exist_ok=True)
             names = self._file_names(v, rng)
             ext = ".xls" if v.style.xls else ".xlsx"
             minute += 7
+            size = len(v.households)
             if "resubmit" in v.roles:
                 old = folder / (names[1] + ext)
                 new = folder / (names[1] + "-修改版" + ext)
-                self._render_village(v, old, self.rng_for(f"render-old:{v.code}"), degrade=True)
-                self._touch(old, minute - 60 * 24 * 2)
-                self._render_village(v, new, self.rng_for(f"render:{v.code}"))
-                self._touch(new, minute + 60 * 24 * 10)
+                jobs.append((size, ("village", i, (str(old), f"render-old:{v.code}", True, minute - 60 * 24 * 2))))
+                jobs.append((size, ("village", i, (str(new), f"render:{v.code}", False, minute + 60 * 24 * 10))))
                 v.files = [self._rel(old), self._rel(new)]
                 self.ignored.append(self._rel(old))
                 v.latest = self._rel(new)
             else:
                 path = folder / (names[0] + ext)
-                self._render_village(v, path, self.rng_for(f"render:{v.code}"))
-                self._touch(path, minute)
+                jobs.append((size, ("village", i, (str(path), f"render:{v.code}", False, minute))))
                 v.files = [self._rel(path)]
                 v.latest = v.files[0]
             if "lock" in v.roles:
@@ -1351,9 +1394,63 @@ class Generator:
                 bad.write_bytes(self.rng_for("corrupt").randbytes(3000))
                 self._touch(bad, minute - 30)
                 self.unreadable.append(self._rel(bad))
+        return jobs
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.out).as_posix()
+
+    # -- writing the files, in parallel ------------------------------------------------------
+    def _run_jobs(self, jobs: list) -> None:
+        """Write every planned file: in ``self.workers`` forked processes (which inherit the
+        finished model and index into it), or here when there is one worker. A file's bytes
+        depend only on the model and its own job, never on which process writes it or when."""
+        order = [job for _, job in sorted(jobs, key=lambda sj: -sj[0])]  # largest first: no long tail
+        n = min(self.workers, len(order))
+        ctx = None
+        if n > 1:
+            try:
+                ctx = multiprocessing.get_context("fork")
+            except ValueError:  # no fork on this platform
+                ctx = None
+        if ctx is None:
+            for job in order:
+                self._collect(self._do_job(job))
+            return
+        global _FORKED
+        _FORKED = self
+        gc.collect()
+        gc.freeze()  # the model stays in shared pages: the collector never touches it in workers
+        try:
+            with ctx.Pool(n, maxtasksperchild=_TASKS_PER_WORKER) as pool:
+                for found in pool.imap_unordered(_do_job_in_worker, order, chunksize=1):
+                    self._collect(found)
+                pool.close()
+                pool.join()
+        finally:
+            _FORKED = None
+            gc.unfreeze()
+
+    def _collect(self, found) -> None:
+        for key, row in found:
+            self.rowmap[key] = row
+
+    def _do_job(self, job) -> list:
+        """Write one file; return the rows of it the answer key cites."""
+        kind, k, arg = job
+        if kind == "registry":
+            self._write_registry_file(k, arg)
+            return []
+        if kind == "department":
+            rel, when = self.book.write_file(self.out, self._dept_jobs[k])
+            self._touch(self.out / rel, when)
+            return []
+        path, rng_name, degrade, minute = arg
+        rows = self._render_village(self.surveyed_villages[k], Path(path), self.rng_for(rng_name), degrade)
+        self._touch(Path(path), minute)
+        if degrade:
+            return []
+        needed = self._needed_rows
+        return [(key, row) for key, row in rows.items() if key in needed]
 
     # column layout of one sheet as the village typed it: list of (header text, group, key)
     def _layout(self, v: Village, cols: tuple, sheet: str, rng) -> list:
@@ -1502,8 +1599,11 @@ class Generator:
     def _dup_relation(hh: Household, p: Person) -> str:
         return "之儿媳" if p.sex == "女" else "之女婿"
 
-    def _render_village(self, v: Village, path: Path, rng, degrade: bool = False) -> None:
+    def _render_village(self, v: Village, path: Path, rng, degrade: bool = False) -> dict:
+        """Write one survey file of ``v``; return where each household and member row went
+        ((sheet, hh.key, pid | None) -> Excel row; empty for the degraded first submission)."""
         st = v.style
+        rowmap: dict = {}
         households = [hh for hh in v.households if hh.surveyed]
         if degrade:
             households = households[:-1]  # the corrected file adds a household the first one missed
@@ -1528,7 +1628,7 @@ class Generator:
                     vals["wage_income"] = 999999
             hh_rows.append(vals)
             if not degrade:
-                self.rowmap[(S.SHEET_HOUSEHOLDS, hh.key, None)] = 5 + len(hh_rows) - 1
+                rowmap[(S.SHEET_HOUSEHOLDS, hh.key, None)] = 5 + len(hh_rows) - 1
             if st.header_copy and n == half:
                 mem_special.append(len(mem_rows))
                 mem_rows.append("HEADER")
@@ -1545,7 +1645,7 @@ class Generator:
                     vals["head_id"] = hh.head.pid if p is written[0] else None
                 mem_rows.append(vals)
                 if not degrade:
-                    self.rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)] = 5 + len(mem_rows) - 1
+                    rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)] = 5 + len(mem_rows) - 1
             if st.merge_ids and len(written) > 1:
                 mem_merges.append((start, head_col, len(mem_rows) - 1, head_col, hh.head.pid))
             for p in hh.members:
@@ -1554,7 +1654,7 @@ class Generator:
                     vals = self._member_values(v, hh, p, mseq, rng)
                     mem_rows.append(vals)
                     if not degrade:
-                        self.rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)] = 5 + len(mem_rows) - 1
+                        rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)] = 5 + len(mem_rows) - 1
             if st.blank_rows and rng.random() < 0.01:
                 mem_rows.append(None)
         notes = []
@@ -1572,6 +1672,7 @@ class Generator:
             self._write_xls(path, sheets, row2)
         else:
             self._write_xlsx(path, sheets, row2)
+        return rowmap
 
     @staticmethod
     def _header_cells(layout: list):
@@ -1595,8 +1696,8 @@ class Generator:
         return cells
 
     def _write_xlsx(self, path: Path, sheets, row2: str) -> None:
-        wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
-                                             "strings_to_formulas": False, "strings_to_urls": False})
+        wb = xlsxfast.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
+                                           "strings_to_formulas": False, "strings_to_urls": False})
         wb.set_properties({"created": CREATED, "author": "村委会"})
         title_fmt = wb.add_format({"bold": True, "font_size": 14, "align": "center", "valign": "vcenter"})
         head_fmt = wb.add_format({"bold": True, "align": "center", "valign": "vcenter", "border": 1,
@@ -1619,6 +1720,8 @@ class Generator:
             id_cols = {i for i, k in enumerate(keys) if k in ("head_id", "person_id", "hh_no")}
             for c in id_cols:
                 ws.set_column(c, c, 21)
+            str_fmts = [text_fmt if c in id_cols else None for c in range(len(keys))]
+            put_row = ws.put_row
             r = 4
             for row in rows:
                 if row == "HEADER":
@@ -1628,14 +1731,7 @@ class Generator:
                         else:
                             ws.merge_range(r + r0, c0, r + r1, c1, text, head_fmt)
                 elif row is not None and row != "HEADER2":
-                    for c, key in enumerate(keys):
-                        val = row.get(key)
-                        if val is None:
-                            continue
-                        if isinstance(val, str):
-                            ws.write_string(r, c, val, text_fmt if c in id_cols else None)
-                        else:
-                            ws.write_number(r, c, val)
+                    put_row(r, [row.get(key) for key in keys], str_fmts)
                 r += 1
             for r0, c0, r1, c1, val in merges:
                 ws.merge_range(4 + r0, c0, 4 + r1, c1, val, merge_fmt)
@@ -1691,7 +1787,7 @@ class Generator:
     # ---------------------------------------------------------------------------------------
     # 9. The answer key
     # ---------------------------------------------------------------------------------------
-    def _answer_key(self) -> dict:
+    def _answer_key(self, warnings: list) -> dict:
         st = self.settings
         findings = self.book.evaluate(self.households)
         problems = []
@@ -1720,7 +1816,7 @@ class Generator:
             problems.append(entry)
             if pl["rule"].startswith("B") and not pl.get("orphan") and not pl.get("missed"):
                 blocking.setdefault(hh.key, set()).add(pl["rule"])
-        problems += self._warnings()
+        problems += warnings
         # B10
         for v in self.villages:
             if "b10" in v.roles:
@@ -1849,7 +1945,9 @@ class Generator:
         return out
 
     def _warnings(self) -> list:
-        """W1–W5, W7–W9 as written in the latest files, from the truth (W6 is under "bunching")."""
+        """W1–W5, W7–W9 as written in the latest files, from the truth (W6 is under "bunching").
+
+        Each entry's "row" is the row's key in ``self.rowmap`` until the files are written."""
         ref = self.ref
         out = []
         H, M = S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS
@@ -1862,7 +1960,7 @@ class Generator:
             def add(rule, sheet, key, person=None):
                 lab = (mlabel if sheet == M else label).get(key) if key else None
                 e = {"rule": rule, "village_code": v.code, "file": v.latest, "sheet": sheet,
-                     "row": self.rowmap[(sheet, hh.key, person.pid if person else None)], "column": lab,
+                     "row": (sheet, hh.key, person.pid if person else None), "column": lab,
                      "head_id": hh.head.pid}
                 if person is not None:
                     e["person_id"] = person.pid
@@ -1936,9 +2034,17 @@ class Generator:
 # ------------------------------------------------------------------------------------------
 
 
-def generate(out: Path, households: int = 8000, seed: int = 2019, settings: Settings | None = None) -> dict:
-    """Write the sample district under ``out`` and return (and write) its answer key."""
-    return Generator(Path(out), households, seed, settings or Settings()).run()
+def _do_job_in_worker(job) -> list:
+    return _FORKED._do_job(job)
+
+
+def generate(out: Path, households: int = 8000, seed: int = 2019, settings: Settings | None = None,
+             workers: int | None = None) -> dict:
+    """Write the sample district under ``out`` and return (and write) its answer key.
+
+    The files are written by ``workers`` processes (default: one per CPU; 1 writes them in this
+    process); the output is the same whatever the number."""
+    return Generator(Path(out), households, seed, settings or Settings(), workers).run()
 
 
 def main(argv: list[str] | None = None) -> int:
