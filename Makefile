@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	mkdir -p $(DAGSTER_HOME)
 	touch $@
 
+## the Dagster instance settings (warehouse pool of 1, run queue): copied once; an edited copy is kept
+$(DAGSTER_HOME)/dagster.yaml: | setup
+	mkdir -p $(DAGSTER_HOME)
+	cp -n config/dagster.yaml $@
+
 ## run: set up, generate the sample district into data/raw/ when it is empty, run every asset
-run: setup
+run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/huitoukan sample --out data/raw --if-empty
 	$(BIN)/huitoukan run
 
@@ -24,8 +29,8 @@ run: setup
 test: setup
 	$(BIN)/pytest -q -n 2 --dist loadgroup
 
-## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on)
-ui: setup
+## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on) and downloads on :3001
+ui: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/huitoukan ui
 
 ## bench: the benchmark at the default sizes (see docs/scaling.md)

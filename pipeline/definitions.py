@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.assets import classify, clean, crosscheck, income, ingest, quality, reports
+from pipeline.assets import annex1, classify, clean, crosscheck, income, ingest, intake, progress, quality, reports, signoff
+from pipeline.jobs import ALL_JOBS, full_rebuild  # noqa: F401  (full_rebuild: `huitoukan run`)
 from pipeline.resources import PathsResource, SettingsResource, WarehouseResource
+from pipeline.schedules import ALL_SCHEDULES
+from pipeline.sensors import ALL_SENSORS
 from pipeline.resources.paths import (
     DEFAULT_RAW_DIR,
     DEFAULT_REPORTS_DIR,
@@ -21,18 +24,10 @@ from pipeline.resources.paths import (
     env_path,
 )
 
-ASSET_MODULES = (ingest, clean, income, crosscheck, quality, classify)
+ASSET_MODULES = (ingest, clean, income, crosscheck, quality, classify, annex1, progress, intake, signoff)
 
 all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_assets,
               *reports.crosscheck_report_assets]
-
-full_rebuild = dg.define_asset_job(
-    "full_rebuild",
-    selection=dg.AssetSelection.all(),
-    description="Rebuild everything from the files under the data root: ingest, clean, income, "
-                "cross-checks, quality, classification and every report.",
-)
-
 
 def build_resources() -> dict:
     return {
@@ -47,7 +42,9 @@ def build_defs() -> dg.Definitions:
     """The definitions, with resources read from the environment now (the CLI sets it first)."""
     return dg.Definitions(
         assets=all_assets,
-        jobs=[full_rebuild],
+        jobs=ALL_JOBS,
+        sensors=ALL_SENSORS,
+        schedules=ALL_SCHEDULES,
         resources=build_resources(),
         executor=dg.in_process_executor,
     )

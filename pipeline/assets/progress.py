@@ -1,0 +1,148 @@
+"""Progress against the notice's timeline: who has submitted, which departments have returned,
+what is still open, and how many days are left to each deadline (reports/进度.xlsx)."""
+
+
+import datetime as dt
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from pipeline.io.excel import write_sheets_workbook
+from pipeline.metadata import download_links
+from pipeline.readiness import (
+    OFFICE_TZ,
+    department_status,
+    local_time,
+    office_now,
+    open_blocking,
+    village_status,
+)
+from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+
+PROGRESS_FILE = "进度.xlsx"
+SIGNED_DIR = "signed"
+DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
+
+
+class ProgressConfig(dg.Config):
+    today: Optional[str] = Field(
+        default=None, description="Count days left from this date (YYYY-MM-DD); empty: today's date.")
+
+
+def signed_packages(reports) -> list[str]:
+    folder = reports / SIGNED_DIR
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+
+
+def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.DataFrame,
+           blocking: int, signed: list[str]) -> pd.DataFrame:
+    """One row per stage of the notice: deadline, days left, what is done, and the state."""
+    farming = villages[villages["farming"]]
+    submitted = int(farming["submitted"].sum())
+    returned = int(departments["returned"].sum())
+    rows = [
+        ("村入户调查", "04-08至04-30", settings.survey_deadline, submitted == len(farming) and len(farming) > 0,
+         f"涉农村已报送 {submitted}/{len(farming)}"),
+        ("办事处汇总、问题整改", "04-30至05-10", settings.subdistrict_deadline,
+         submitted == len(farming) and len(farming) > 0 and blocking == 0,
+         f"必须修改的问题 {blocking} 个"),
+        ("部门比对", "05-10至05-16", settings.crosscheck_deadline, returned == len(departments),
+         f"部门已反馈 {returned}/{len(departments)}"),
+        ("区级汇总、签字", "05-16至05-20", settings.signoff_deadline, bool(signed),
+         f"已签字 {len(signed)} 次" + (f"（最近 {signed[-1]}）" if signed else "")),
+    ]
+    out = []
+    for name, window, deadline, done, detail in rows:
+        left = (deadline - today).days
+        state = DONE if done else (OVERDUE if left < 0 else ONGOING)
+        out.append({"阶段": name, "时间安排": window, "截止日期": deadline.isoformat(), "剩余天数": left,
+                    "完成情况": detail, "状态": state})
+    return pd.DataFrame(out)
+
+
+@dg.asset(group_name="progress", pool=WAREHOUSE_POOL, kinds={"excel"},
+          deps=["survey_workbooks", "village_roster", "data_problems"])
+def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: PathsResource,
+             warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+    """进度 against the notice's timeline (04-08..04-30 village surveys, 05-10 subdistrict
+    aggregation, 05-16 department cross-checks, 05-20 sign-off): which 涉农 villages have
+    submitted and when (the workbook's modification time), which departments have returned their
+    extracts, the open problems of every village, and the days left to each deadline (negative:
+    overdue). Also written to reports/进度.xlsx."""
+    s = settings.get()
+    today = dt.date.fromisoformat(config.today) if config.today else office_now().date()
+    with warehouse.connect(read_only=True) as con:
+        villages = village_status(con)
+        departments = department_status(con, paths.raw)
+        blocking = len(open_blocking(con))
+    signed = signed_packages(paths.reports)
+    timeline = stages(s, today, villages, departments, blocking, signed)
+
+    village_sheet = pd.DataFrame({
+        "序号": range(1, len(villages) + 1),
+        "办事处": villages["subdistrict_name"], "村代码": villages["village_code"], "村名称": villages["village_name"],
+        "是否涉农": villages["farming"].map({True: "是", False: "否"}),
+        "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
+                 for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
+        "报送文件": villages["file"].fillna(""),
+        "报送时间": villages["mtime"].map(local_time),
+        "是否逾期": [_late(m, farm, s.survey_deadline, today) for m, farm in zip(villages["mtime"], villages["farming"])],
+        "户数": villages["households"].fillna(0).astype(int),
+        "人数": villages["members"].fillna(0).astype(int),
+        "必须修改": villages["blocking"], "请核实": villages["warnings"],
+    })
+    dept_sheet = pd.DataFrame({
+        "序号": range(1, len(departments) + 1),
+        "部门": departments["name"], "文件夹": departments["folder"],
+        "是否反馈": departments["returned"].map({True: "已反馈", False: "未反馈"}),
+        "文件数": departments["files"], "最新文件时间": departments["latest"].map(local_time),
+    })
+    by_sub = village_sheet[village_sheet["是否涉农"] == "是"].groupby("办事处", sort=False).agg(
+        涉农村=("村代码", "size"), 已报送=("报送情况", lambda v: int(v.str.startswith("已报送").sum())),
+        户数=("户数", "sum"), 人数=("人数", "sum"), 必须修改=("必须修改", "sum"), 请核实=("请核实", "sum"),
+    ).reset_index()
+    by_sub.insert(3, "未报送", by_sub["涉农村"] - by_sub["已报送"])
+
+    path = paths.report_path(PROGRESS_FILE)
+    title = f"{s.reference_date.year}年脱贫质量“回头看”工作进度（截至{today.isoformat()}）"
+    write_sheets_workbook(path, {
+        "时间节点": (title, timeline),
+        "村报送情况": (title, village_sheet),
+        "办事处": (title, by_sub),
+        "部门反馈情况": (title, dept_sheet),
+    }, s, dt.datetime.now().replace(microsecond=0),
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹"}, number_rows=True)
+
+    farming = village_sheet[village_sheet["是否涉农"] == "是"]
+    md_timeline = "\n".join(
+        ["| 阶段 | 截止 | 剩余天数 | 完成情况 | 状态 |", "|---|---|---|---|---|"]
+        + [f"| {r.阶段} | {r.截止日期} | {r.剩余天数} | {r.完成情况} | {r.状态} |" for r in timeline.itertuples()])
+    return dg.MaterializeResult(metadata={
+        "timeline": dg.MetadataValue.md(md_timeline),
+        "today": today.isoformat(),
+        "days left": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
+        "villages submitted": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
+        "villages not submitted": dg.MetadataValue.json(
+            [f"{r.办事处}{r.村名称}（{r.村代码}）" for r in farming[farming["报送情况"] == "未报送"].itertuples()]),
+        "submitted at": dg.MetadataValue.json(
+            {r.村代码: r.报送时间 for r in farming.itertuples() if r.报送时间}),
+        "departments returned": f"{int(departments['returned'].sum())}/{len(departments)}",
+        "departments not returned": dg.MetadataValue.json(list(departments.loc[~departments["returned"], "name"])),
+        "open problems per village (必须修改/请核实)": dg.MetadataValue.json(
+            {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
+             if r.必须修改 or r.请核实}),
+        "signed packages": dg.MetadataValue.json(signed),
+        **download_links(paths, path),
+    })
+
+
+def _late(mtime, farming: bool, deadline: dt.date, today: dt.date) -> str:
+    if not farming:
+        return ""
+    if mtime is None or pd.isna(mtime):
+        return "是（未报送）" if today > deadline else ""
+    submitted = dt.datetime.fromtimestamp(float(mtime), OFFICE_TZ).date()
+    return "是" if submitted > deadline else "否"

@@ -1,0 +1,253 @@
+"""Where the review stands: who has submitted, which departments have returned, which problems
+still block, and whether the drafts are newer than what they were made from.
+
+The progress report (reports/进度.xlsx) shows these; the sign-off gate refuses while any of them
+is not met. Nothing here returns a name or an ID: villages and departments are named, problems
+are counted and referred to by their 问题编号.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from pipeline.io.inputs import FILE_READ, list_files
+from pipeline.rules.annex import ANNEXES
+from pipeline.rules.sqlutil import table_exists
+from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
+
+OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the district office's clock (schedules, signatures)
+DEPARTMENT_RETURNS_TABLE = "department_returns"  # written by the cross-check ingest, when present
+
+ANNEX1_FILE = "附件1_入户调查汇总表.xlsx"
+PUBLIC_FILES = ("附件2_公示名单.xlsx", "附件3_公示名单.xlsx")
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    label: str  # 附件1 … / 附件2公示 …
+    relative: str  # under the reports root
+
+    @property
+    def name(self) -> str:
+        return Path(self.relative).name
+
+
+# What a signed package holds (outputs.md, "Sign-off"): the six 附件 and the two 公示 lists.
+PACKAGE_FILES: tuple[PackageFile, ...] = (
+    PackageFile("附件1", f"draft/{ANNEX1_FILE}"),
+    *(PackageFile(a.filename.split("_")[0], f"draft/{a.filename}") for a in ANNEXES.values()),
+    *(PackageFile(name.split("_")[0] + "公示", f"public/{name}") for name in PUBLIC_FILES),
+)
+PACKAGE_ASSETS = ("annex1", *ANNEXES)  # the assets that write the drafts (公示 lists: cross-check's)
+
+
+def office_now() -> dt.datetime:
+    return dt.datetime.now(OFFICE_TZ).replace(microsecond=0)
+
+
+def local_time(timestamp: float | None) -> str:
+    if timestamp is None or pd.isna(timestamp):
+        return ""
+    return dt.datetime.fromtimestamp(float(timestamp), OFFICE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def input_files(root: Path) -> list[Path]:
+    """Every input file under the data root (Excel lock files and dot-files are not input)."""
+    return list_files(Path(root))
+
+
+def arrival_time(path: Path) -> float:
+    """When a file arrived or last changed. The inode change time counts too: a file copied in
+    with its old modification time kept (``cp -p``, Explorer, unzip) is still new here."""
+    stat = path.stat()
+    return max(stat.st_mtime, stat.st_ctime)
+
+
+def newest_input(root: Path) -> tuple[str, float] | None:
+    newest = None
+    for path in input_files(root):
+        try:
+            t = arrival_time(path)
+        except FileNotFoundError:
+            continue
+        if newest is None or t > newest[1]:
+            newest = (path.relative_to(root).as_posix(), t)
+    return newest
+
+
+# --------------------------------------------------------------------------------------------
+# Departments
+# --------------------------------------------------------------------------------------------
+
+
+def _returns_table(con) -> dict[str, bool] | None:
+    """{dept key: returned} from the cross-check's department_returns table, if it exists."""
+    if con is None or not table_exists(con, DEPARTMENT_RETURNS_TABLE):
+        return None
+    frame = con.execute(f"SELECT * FROM {DEPARTMENT_RETURNS_TABLE}").df()
+    key = next((c for c in ("dept_key", "key", "dept", "department", "folder") if c in frame.columns), None)
+    returned = next((c for c in ("returned", "is_returned", "has_returned") if c in frame.columns), None)
+    if key is None or returned is None:
+        return None
+    return {str(k): bool(v) for k, v in zip(frame[key], frame[returned]) if pd.notna(v)}
+
+
+def department_status(con, root: Path) -> pd.DataFrame:
+    """One row per department of schema.DEPARTMENTS: returned?, files, newest file time. 'Returned'
+    comes from the department_returns table when the warehouse has it, else from the folder
+    (departments/<key>/ holding at least one input file)."""
+    table = _returns_table(con)
+    rows = []
+    for dept in DEPARTMENTS:
+        files = list_files(Path(root) / DEPARTMENTS_DIR / dept.key)
+        times = [f.stat().st_mtime for f in files]
+        returned = table.get(dept.key, bool(files)) if table is not None else bool(files)
+        rows.append({"key": dept.key, "name": dept.name, "folder": f"{DEPARTMENTS_DIR}/{dept.key}/",
+                     "returned": returned, "files": len(files), "latest": max(times) if times else None,
+                     "source": DEPARTMENT_RETURNS_TABLE if table is not None else "folder"})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Villages and problems
+# --------------------------------------------------------------------------------------------
+
+
+def village_status(con) -> pd.DataFrame:
+    """One row per village of the roster: its newest read workbook (from the last rebuild, or
+    from the village's intake run if that is newer), households, persons and open problems."""
+    from pipeline.assets.intake import SUBMISSIONS_TABLE
+
+    frame = con.execute(f"""
+        WITH latest AS (
+            SELECT village_code, arg_max(file, mtime) AS file, max(mtime) AS mtime,
+                   arg_max(households, mtime) AS households, arg_max(members, mtime) AS members
+            FROM survey_files WHERE status = '{FILE_READ}' GROUP BY village_code),
+        seen AS (SELECT village_code, count(*) AS files FROM survey_files
+                 WHERE village_code IS NOT NULL GROUP BY village_code)
+        SELECT v.village_code, v.village_name, v.subdistrict_code, v.subdistrict_name, v.farming,
+               l.file, l.mtime, l.households, l.members, coalesce(s.files, 0) AS files
+        FROM villages v LEFT JOIN latest l USING (village_code) LEFT JOIN seen s USING (village_code)
+        ORDER BY v.subdistrict_code, v.village_code""").df()
+    frame["pending_rebuild"] = False
+    if table_exists(con, SUBMISSIONS_TABLE):
+        intake = con.execute(f"SELECT village_code, file, mtime, households, members FROM {SUBMISSIONS_TABLE} "
+                             f"WHERE status = '{FILE_READ}'").df().set_index("village_code")
+        for i, row in frame.iterrows():
+            if row.village_code in intake.index:
+                new = intake.loc[row.village_code]
+                if pd.isna(row.mtime) or new.mtime > row.mtime:
+                    for col in ("file", "mtime", "households", "members"):
+                        frame.at[i, col] = new[col]
+                    frame.at[i, "pending_rebuild"] = True
+    counts = problem_counts(con)
+    frame = frame.merge(counts, how="left", on="village_code")
+    for col in ("blocking", "warnings"):
+        frame[col] = frame[col].fillna(0).astype(int)
+    frame["submitted"] = frame["file"].notna()
+    return frame
+
+
+def problem_counts(con) -> pd.DataFrame:
+    if not table_exists(con, "open_problems"):
+        return pd.DataFrame({"village_code": pd.Series(dtype=str), "blocking": pd.Series(dtype=int),
+                             "warnings": pd.Series(dtype=int)})
+    return con.execute("""
+        SELECT village_code, count(*) FILTER (WHERE blocking) AS blocking,
+               count(*) FILTER (WHERE NOT blocking AND NOT accepted) AS warnings
+        FROM open_problems WHERE village_code IS NOT NULL GROUP BY village_code""").df()
+
+
+def open_blocking(con) -> pd.DataFrame:
+    """Open blocking problems (not accepted in exceptions.csv): id, rule, village — no values."""
+    if not table_exists(con, "open_problems"):
+        return pd.DataFrame(columns=["problem_id", "rule", "village_code"])
+    return con.execute("SELECT problem_id, rule, village_code FROM open_problems WHERE blocking "
+                       "ORDER BY village_code, rule, problem_id").df()
+
+
+# --------------------------------------------------------------------------------------------
+# The sign-off gate
+# --------------------------------------------------------------------------------------------
+
+MAX_LISTED = 30  # problems listed one by one in a refusal; the rest are counted
+
+
+def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] | None) -> list[str]:
+    """Every reason the result cannot be signed now (empty when it can), in the analyst's words.
+    ``last_build``: (asset, time) of the newest materialization the drafts were made from."""
+    reasons: list[str] = []
+    if not table_exists(con, "villages") or not table_exists(con, "survey_files"):
+        return ["数据仓库中没有全区数据：请先运行 full_rebuild"]
+
+    villages = village_status(con)
+    names = {v.village_code: f"{v.subdistrict_name}{v.village_name}" for v in villages.itertuples()}
+    blocking = open_blocking(con)
+    if len(blocking):
+        by_rule = blocking["rule"].value_counts().sort_index()
+        by_village = blocking["village_code"].fillna("").value_counts().sort_index()
+        reasons.append(
+            f"有 {len(blocking)} 个“必须修改”的数据问题未解决（也未在 exceptions.csv 中接受）："
+            + "、".join(f"{r} {n}个" for r, n in by_rule.items())
+            + "；涉及 " + "、".join(f"{names.get(v, v or '全区')}（{n}个）" for v, n in by_village.items())
+            + "；问题编号：" + "、".join(blocking["problem_id"].head(MAX_LISTED))
+            + ("……" if len(blocking) > MAX_LISTED else "") + "。请各村按问题清单修改后重新报送")
+
+    missing = villages[villages["farming"] & ~villages["submitted"]]
+    for v in missing.itertuples():
+        reasons.append(f"涉农村未报送入户调查表：{v.subdistrict_name}{v.village_name}（{v.village_code}）")
+
+    for d in department_status(con, root).itertuples():
+        if not d.returned:
+            reasons.append(f"部门未反馈比对数据：{d.name}（{d.folder}）")
+
+    newest = newest_input(root)
+    absent, older_than_input, older_than_build = [], [], []
+    for item in PACKAGE_FILES:
+        path = Path(reports) / item.relative
+        if not path.exists():
+            absent.append(item.relative)
+            continue
+        made = path.stat().st_mtime
+        if newest is not None and made < newest[1]:
+            older_than_input.append(item.label)
+        elif last_build is not None and made < last_build[1]:
+            older_than_build.append(item.label)
+    if absent:
+        reasons.append("缺少草稿：" + "、".join(absent) + "：请先运行 full_rebuild")
+    if older_than_input:
+        reasons.append("、".join(older_than_input) + f"草稿早于输入文件 {newest[0]}（{local_time(newest[1])}）："
+                       "请重新运行 full_rebuild")
+    if older_than_build:
+        reasons.append("、".join(older_than_build) + f"草稿早于数据仓库的最近一次构建（{last_build[0]}，"
+                       f"{local_time(last_build[1])}）：请重新运行 full_rebuild")
+    return reasons
+
+
+def git_commit(repo: Path | None = None) -> dict[str, object] | None:
+    """The source's git commit (and whether the tree had uncommitted changes), if available."""
+    import subprocess
+
+    repo = repo or Path(__file__).resolve().parent.parent
+    if not (repo / ".git").exists():
+        return None
+    try:
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, env=env, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, env=env).stdout.strip()
+        return {"commit": commit, "uncommitted_changes": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return None

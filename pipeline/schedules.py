@@ -1,0 +1,20 @@
+"""Schedules: the nightly rebuild, so every morning's drafts, problem lists and progress sheet
+hold everything that arrived the day before."""
+
+import dagster as dg
+
+from pipeline.jobs import full_rebuild
+
+NIGHTLY_CRON = "0 2 * * *"  # 02:00 office time, when nobody is clicking
+OFFICE_TIMEZONE = "Asia/Shanghai"
+
+nightly_rebuild = dg.ScheduleDefinition(
+    name="nightly_full_rebuild",
+    job=full_rebuild,
+    cron_schedule=NIGHTLY_CRON,
+    execution_timezone=OFFICE_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Rebuild the whole district at 02:00 (Asia/Shanghai) every night.",
+)
+
+ALL_SCHEDULES = [nightly_rebuild]

@@ -1,0 +1,357 @@
+"""Sign-off: refused for each reason, accepted on a clean district, the package verified, read-only,
+and never touched by anything that runs later. Also 附件1 and the progress sheet of that district.
+
+Whole-pipeline runs are shared (module scope); every test leaves the district as it found it, so
+the tests need no order and may be spread over workers (each worker then builds its own district).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
+from conftest import read_detail
+from pipeline import cli
+from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
+from pipeline.commands import ensure_dagster_home, run_signoff
+from pipeline.readiness import PACKAGE_ASSETS, PACKAGE_FILES, gate_reasons, input_files
+
+pytestmark = [pytest.mark.integration]
+
+SIGNER = "王建华"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file of a folder with its bytes' hash, mode and modification time."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        st = p.stat()
+        out[p.relative_to(folder).as_posix()] = (sha(p) if p.is_file() else None, stat.S_IMODE(st.st_mode),
+                                                st.st_mtime_ns)
+    out["."] = (None, stat.S_IMODE(folder.stat().st_mode), folder.stat().st_mtime_ns)
+    return out
+
+
+class World:
+    def __init__(self, base: Path):
+        self.base, self.raw = base, base / "raw"
+        self.warehouse, self.reports = base / "warehouse.duckdb", base / "reports"
+
+    def run(self) -> None:
+        assert cli.main(["run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
+                         "--reports-dir", str(self.reports)]) == 0
+
+    def sign(self, decision: str = "同意", comment: str = "", signer: str = SIGNER):
+        return run_signoff(signer, decision, comment)
+
+    @property
+    def signed(self) -> Path:
+        return self.reports / "signed"
+
+    def packages(self) -> list[Path]:
+        return sorted(p for p in self.signed.iterdir() if p.is_dir()) if self.signed.exists() else []
+
+    def log(self) -> list[dict]:
+        path = self.signed / LOG_FILE
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+
+
+def _world(tmp_path_factory, name: str, **district):
+    """A district built and run once, with its own Dagster instance (DAGSTER_HOME) and paths."""
+    with pytest.MonkeyPatch.context() as mp:
+        base = tmp_path_factory.mktemp(name)
+        for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR", "DAGSTER_HOME"):
+            mp.delenv(env, raising=False)
+        mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
+        home = ensure_dagster_home(base / "dagster_home")  # the project's dagster.yaml: pools, queue
+        mp.setenv("DAGSTER_HOME", str(home))
+        world = World(base)
+        build_clean_district(world.raw, **district)
+        world.run()
+        yield world
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    yield from _world(tmp_path_factory, "clean")
+
+
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory):
+    # a blocking problem (B1 in 财神庙村), 南芬村 has not submitted, 税务局 has not returned
+    yield from _world(tmp_path_factory, "dirty", skip_villages=(V2,), skip_departments=("tax",), bad_id_in_v1=True)
+
+
+def failure_text(result) -> str:
+    from pipeline.commands import failure_description
+
+    assert not result.success
+    return failure_description(result)
+
+
+# --------------------------------------------------------------------------------------------
+# The clean district: 附件1, progress, acceptance
+# --------------------------------------------------------------------------------------------
+
+
+def test_annex1_lists_every_surveyed_household_and_person_cleaned(clean):
+    path = clean.reports / "draft" / "附件1_入户调查汇总表.xlsx"
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True)
+    assert wb.sheetnames[:3] == ["家庭基本情况", "家庭成员情况", "汇总"]
+    rows = list(wb["家庭基本情况"].iter_rows(values_only=True))
+    header = rows[2]
+    assert header[:3] == ("序号", "办事处", "村")
+    for extra in ("家庭年纯收入", "年人均纯收入", "户状态(比对)", "重点人群", "问题数", "户主身份证号", "工资性收入",
+                  "住房安全等级", "一次性补助（不计入收入）", "联系电话"):
+        assert extra in header
+    data = [dict(zip(header, r)) for r in rows[3:] if isinstance(r[0], int)]
+    # 办事处代码 order: 南芬街道 (001) before 思山岭街道 (004)
+    assert [d["户主身份证号"] for d in data] == [H3, H1, H2]
+    assert [d["序号"] for d in data] == [1, 2, 3]
+    first = data[1]
+    assert first["村"] == "财神庙村" and first["户状态(比对)"] == "建档立卡户（已脱贫(享受政策)）"
+    assert first["家庭人口"] == 2 and first["年人均纯收入"] == 1500 and first["问题数"] == 0
+    assert first["户主姓名"] == NAMES[H1] and first["重点人群"] == "老年户"  # born 1950
+    assert data[0]["户状态(比对)"] == "一般农户" and data[0]["年人均纯收入"] == 3000
+    assert rows[3 + len(data)][:2] == ("合计", "共3户4人")
+    members = [r for r in wb["家庭成员情况"].iter_rows(values_only=True)][3:]
+    assert [m[6] for m in members if isinstance(m[0], int)] == [H3, H1, H1_WIFE, H2]
+
+
+def test_progress_shows_who_submitted_and_the_days_left(clean):
+    from pipeline.definitions import build_defs
+
+    job = build_defs().resolve_job_def("full_rebuild")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("progress")],
+        run_config={"ops": {"progress": {"config": {"today": "2019-04-28"}}}})
+    meta = result.asset_materializations_for_node("progress")[0].metadata
+    assert meta["villages submitted"].value == "2/2"
+    assert meta["departments returned"].value == "9/9"
+    assert meta["days left"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18, "区级汇总、签字": 22}
+    assert meta["download"].value.startswith("http://127.0.0.1:3001/")
+    assert set(meta["submitted at"].value) == {V1, V2}
+    import openpyxl
+
+    ws = openpyxl.load_workbook(clean.reports / "进度.xlsx", read_only=True)["村报送情况"]
+    rows = {r[2]: r for r in ws.iter_rows(min_row=4, values_only=True) if r[0] is not None}
+    assert rows[V1][5] == "已报送" and rows["210505001001"][5] == "不需报送"
+
+
+def test_disagreement_is_recorded_without_a_package(clean):
+    before, logged = clean.packages(), len(clean.log())
+    result = clean.sign("不同意", comment="收入核算需复核")
+    assert result.success
+    meta = result.asset_materializations_for_node("signoff")[0].metadata
+    assert meta["decision"].value == "不同意"
+    assert meta["signer (masked)"].value == "王**"
+    assert clean.packages() == before
+    [entry] = clean.log()[logged:]
+    assert entry["decision"] == "不同意" and entry["signer"] == SIGNER and entry["comment"] == "收入核算需复核"
+    assert entry["outcome"] == "recorded"
+
+
+def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_change(clean):
+    before = set(clean.packages())
+    result = clean.sign("同意", comment="同意上报")
+    assert result.success, failure_text(result)
+    [package] = set(clean.packages()) - before
+    assert len(package.name) == len("20190520T093000") and package.name[8] == "T"
+    names = sorted(p.name for p in package.iterdir())
+    assert names == sorted([*(f.name for f in PACKAGE_FILES), CONFIRMATION_FILE, MANIFEST_FILE])
+    assert len([n for n in names if n.startswith("附件")]) == 8  # 附件1–6 and the two 公示 lists
+
+    manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
+    assert manifest["decision"] == "同意" and manifest["signer"] == SIGNER and manifest["comment"] == "同意上报"
+    listed = {o["file"]: o["sha256"] for o in manifest["outputs"]}
+    assert set(listed) == set(names) - {MANIFEST_FILE}
+    for name, digest in listed.items():
+        assert sha(package / name) == digest, name
+    for item in PACKAGE_FILES:  # the package holds exactly the drafts that were signed
+        assert sha(package / item.name) == sha(clean.reports / item.relative)
+    inputs = {i["file"]: i["sha256"] for i in manifest["inputs"]}
+    on_disk = {p.relative_to(clean.raw).as_posix(): sha(p) for p in input_files(clean.raw)}
+    assert inputs == on_disk and len(inputs) == 1 + 1 + 2 + 9  # roster, registry, 2 surveys, 9 departments
+    assert manifest["settings"]["reference_date"] == "2019-04-30"
+    assert manifest["software"]["dagster"].startswith("1.13")
+
+    assert stat.S_IMODE(package.stat().st_mode) == 0o555
+    for p in package.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o444
+    if os.geteuid() != 0:  # root ignores permissions
+        with pytest.raises(PermissionError):
+            (package / MANIFEST_FILE).write_text("{}")
+
+    import openpyxl
+
+    ws = openpyxl.load_workbook(package / CONFIRMATION_FILE, read_only=True)["签字确认单"]
+    record = {r[0]: r[1] for r in ws.iter_rows(min_row=4, values_only=True) if r[0]}
+    assert record["签字人"] == SIGNER and record["决定"] == "同意" and record["意见"] == "同意上报"
+    counts = {(c["表"], c["工作表"]): (c["户数"], c["人数"]) for c in manifest["counts"]}
+    assert counts[("附件1", "家庭基本情况")] == (3, 4)
+    assert counts[("附件2", "明细")] == (1, 2) and counts[("附件3", "明细")] == (1, 1)
+    assert len(read_detail(package / "附件2_返贫（重点扶持）人口统计表.xlsx")) == 2
+
+    meta = result.asset_materializations_for_node("signoff")[0].metadata
+    assert meta["package"].value == package.name
+    assert SIGNER not in json.dumps({k: str(v.value) for k, v in meta.items()}, ensure_ascii=False)
+    assert clean.log()[-1]["outcome"] == "signed" and clean.log()[-1]["package"] == package.name
+
+    # later: the pipeline runs again and the leader signs again — the first package stays as it was
+    first = snapshot(package)
+    time.sleep(1.1)  # the next sign-off gets its own second
+    clean.run()
+    result = clean.sign("同意", comment="第二次")
+    assert result.success, failure_text(result)
+    [second] = set(clean.packages()) - before - {package}
+    assert snapshot(package) == first  # byte-identical, same modes, untouched
+    assert json.loads((second / MANIFEST_FILE).read_text(encoding="utf-8"))["comment"] == "第二次"
+
+
+def _gate(world: World, tmp_path: Path, sql: str) -> list[str]:
+    """The gate's reasons on a copy of the warehouse changed by ``sql``."""
+    copy = tmp_path / "w.duckdb"
+    shutil.copyfile(world.warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        if sql:
+            con.execute(sql)
+        return gate_reasons(con, world.raw, world.reports, None)
+    finally:
+        con.close()
+
+
+def test_gate_is_open_on_the_clean_district(clean, tmp_path):
+    assert _gate(clean, tmp_path, "") == []
+
+
+def test_gate_refuses_an_open_blocking_problem(clean, tmp_path):
+    reasons = _gate(clean, tmp_path, f"""
+        CREATE OR REPLACE TABLE open_problems (problem_id VARCHAR, rule VARCHAR, severity VARCHAR,
+            village_code VARCHAR, blocking BOOLEAN, accepted BOOLEAN, state VARCHAR);
+        INSERT INTO open_problems (problem_id, rule, severity, village_code, blocking, accepted, state)
+        VALUES ('B1-004201-ABCDEF12', 'B1', '必须修改', '{V1}', true, false, '待修改'),
+               ('W2-004201-00000000', 'W2', '请核实', '{V1}', false, false, '待修改'),
+               ('B2-004201-11111111', 'B2', '必须修改', '{V1}', false, true, '已接受')""")
+    assert len(reasons) == 1 and "1 个“必须修改”" in reasons[0] and "B1-004201-ABCDEF12" in reasons[0]
+    assert "思山岭街道财神庙村（1个）" in reasons[0]
+
+
+def test_gate_refuses_a_farming_village_without_submission(clean, tmp_path):
+    reasons = _gate(clean, tmp_path, f"DELETE FROM survey_files WHERE village_code = '{V2}'")
+    assert reasons == ["涉农村未报送入户调查表：南芬街道南芬村（210505001201）"]
+
+
+def test_gate_refuses_a_department_that_has_not_returned(clean, tmp_path):
+    reasons = _gate(clean, tmp_path, "UPDATE department_returns SET returned = false WHERE dept = 'medical'")
+    assert reasons == ["部门未反馈比对数据：区医保局（departments/medical/）"]
+
+
+def test_gate_reads_department_folders_when_the_table_is_missing(clean, tmp_path):
+    from pipeline.readiness import department_status
+
+    raw = tmp_path / "raw"
+    shutil.copytree(clean.raw, raw)
+    shutil.rmtree(raw / "departments" / "medical")
+    con = duckdb.connect()
+    try:
+        status = department_status(con, raw).set_index("key")
+    finally:
+        con.close()
+    assert not status.loc["medical", "returned"] and status.loc["tax", "returned"]
+    assert set(status["source"]) == {"folder"}
+
+
+def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
+    from pipeline.definitions import build_defs
+
+    time.sleep(1.1)
+    build_defs().resolve_job_def("full_rebuild").execute_in_process(
+        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("classification")])
+    before = clean.packages()
+    try:
+        text = failure_text(clean.sign("同意"))
+        assert "早于数据仓库的最近一次构建" in text and "classification" in text
+        assert "早于输入文件" not in text
+        assert clean.packages() == before  # no new package
+        assert clean.log()[-1]["outcome"] == "refused"
+    finally:  # the drafts again, for the tests that follow on this district
+        build_defs().resolve_job_def("full_rebuild").execute_in_process(
+            instance=dg.DagsterInstance.get(),
+            asset_selection=[dg.AssetKey(k) for k in (*PACKAGE_ASSETS, "public_annex2", "public_annex3")])
+
+
+def test_refused_when_an_input_arrived_after_the_drafts(clean):
+    time.sleep(1.1)
+    before = clean.packages()
+    late = clean.raw / "departments" / "medical" / "补充.xlsx"
+    shutil.copy2(clean.raw / "departments" / "medical" / "medical.xlsx", late)  # old mtime kept, as Explorer does
+    try:
+        text = failure_text(clean.sign("同意"))
+    finally:
+        late.unlink()
+    assert "早于输入文件 departments/medical/补充.xlsx" in text
+    assert clean.packages() == before
+
+
+def test_cli_signoff_reports_the_refusal_and_exits_non_zero(clean, capsys):
+    time.sleep(1.1)
+    late = clean.raw / "surveys" / "思山岭街道" / "~$财神庙村.xlsx"  # an Excel lock file is not input…
+    late.write_bytes(b"lock")
+    extra = clean.raw / "exceptions.csv"  # …but exceptions.csv is
+    extra.write_text("问题编号,核实结论,核实人,核实日期\n", encoding="utf-8")
+    args = ["signoff", "--raw-dir", str(clean.raw), "--warehouse", str(clean.warehouse),
+            "--reports-dir", str(clean.reports), "--signer", SIGNER, "--decision", "同意"]
+    try:
+        code = cli.main(args)
+    finally:
+        late.unlink()
+        extra.unlink()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "不能签字" in err and "早于输入文件 exceptions.csv" in err and "~$" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# A district with everything wrong at once: every reason is listed, masked
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_reason_is_listed_and_masked(dirty):
+    time.sleep(1.1)
+    os.utime(dirty.raw / "villages.csv")  # the roster changed after the drafts were made
+    result = dirty.sign("同意")
+    text = failure_text(result)
+    assert "不能签字（同意）：4 个条件未满足" in text
+    assert "“必须修改”的数据问题未解决" in text and "B1 1个" in text
+    assert "涉农村未报送入户调查表：南芬街道南芬村（210505001201）" in text
+    assert "部门未反馈比对数据：税务局（departments/tax/）" in text
+    assert "早于输入文件 villages.csv" in text
+    for secret in (H1, H1_WIFE, H1_WIFE[:17], *NAMES.values()):
+        assert secret not in text
+    assert dirty.packages() == []
+    entry = dirty.log()[-1]
+    assert entry["outcome"] == "refused" and len(entry["reasons"]) == 4
+
+
+def test_disagreement_is_recorded_even_when_the_gate_is_closed(dirty):
+    result = dirty.sign("不同意", comment="南芬村未报送")
+    assert result.success
+    assert dirty.packages() == []
+    entry = dirty.log()[-1]
+    assert entry["outcome"] == "recorded" and entry["decision"] == "不同意"
+    assert len(entry["open_reasons"]) >= 3  # problem, village, department (and stale drafts, if touched)
