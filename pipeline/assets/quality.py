@@ -4,31 +4,90 @@
 import dagster as dg
 import pandas as pd
 
-from pipeline.resources import SettingsResource, WarehouseResource, replace_table
-from pipeline.rules.quality import OPEN_PROBLEMS_SQL, relational_problems
+from pipeline.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource, replace_table
+from pipeline.rules.problems import RULES
+from pipeline.rules.quality import OPEN_PROBLEMS_SQL, all_problems, relational_problems
+
+SAMPLE = 10
+
+PROBLEM_CHECKS = [
+    dg.AssetCheckSpec(
+        "problem_ids_unique", asset="data_problems", blocking=True,
+        description="每个问题编号只对应一个问题。Structural: a 问题编号 naming two problems would let "
+                    "exceptions.csv accept the wrong one, so nothing is published while it fails."),
+    dg.AssetCheckSpec(
+        "no_open_blocking_problems", asset="data_problems",
+        description="没有未处理的“必须修改”问题（B1–B10）。A result, not a failure: households with an open "
+                    "blocking problem are held back from 附件2–6 one by one and listed in the 问题清单; "
+                    "sign-off stays refused until they are fixed or accepted in exceptions.csv."),
+    dg.AssetCheckSpec(
+        "exceptions_match_problems", asset="data_problems",
+        description="exceptions.csv 中的每个问题编号都对应本次运行的一个问题（否则可能已修改或编号抄错）。"),
+]
 
 
-@dg.asset(group_name="quality", kinds={"duckdb"},
+def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
+    """Problems as the analyst needs to find them: rule, village, file, row, column, masked value."""
+    if frame.empty:
+        return dg.MetadataValue.md("(none)")
+    lines = ["| 规则 | 村代码 | 文件 | 表 | 行 | 列 | 原值（脱敏） |", "|---|---|---|---|---|---|---|"]
+    for r in frame.head(SAMPLE).itertuples():
+        cells = [r.rule, r.village_code, r.file, r.sheet, "" if pd.isna(r.row) else str(int(r.row)), r.column, r.value]
+        lines.append("| " + " | ".join("" if c is None or c is pd.NA else str(c).replace("|", "/") for c in cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
 def data_problems(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """Every problem with its stable 问题编号, rule, severity, village, file, sheet, Excel row,
-    column, masked value and what to do; 已接受 when exceptions.csv accepts it. Blocking problems
-    hold their household back from 附件2–6 until fixed or accepted."""
+    """Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
+    file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when
+    exceptions.csv accepts it. An open blocking problem holds its household back from 附件2–6 until
+    it is fixed or accepted (write–audit–publish); the village gets it in its 问题清单."""
     with warehouse.connect() as con:
         cells = con.execute("SELECT * FROM cell_problems").df()
         relational = relational_problems(con, settings.get())
-        frame = pd.concat([cells, relational], ignore_index=True)
-        frame = frame.drop_duplicates("problem_id").sort_values(["village_code", "rule", "file", "row"])
+        frame = all_problems(cells, relational)
         con.execute("BEGIN")
         replace_table(con, "problems", frame.astype({"row": "Int64"}))
         con.execute(OPEN_PROBLEMS_SQL)
         con.execute("COMMIT")
-        by_rule = dict(con.execute("SELECT rule, count(*) FROM open_problems GROUP BY 1 ORDER BY 1").fetchall())
-        blocking = con.execute("SELECT count(*), count(DISTINCT hh_key) FROM open_problems WHERE blocking").fetchone()
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(frame),
-        "problems by rule": dg.MetadataValue.json(by_rule),
-        "open blocking problems": blocking[0],
-        "households held back": blocking[1],
-    })
+        by_rule = con.execute("""SELECT rule, count(*) FILTER (WHERE NOT accepted), count(*) FILTER (WHERE accepted)
+                                 FROM open_problems GROUP BY 1""").fetchall()
+        blocking = con.execute("""SELECT village_code, file, sheet, row, "column", rule, value FROM open_problems
+                                  WHERE blocking ORDER BY village_code, file, sheet, row""").df()
+        held_back = con.execute("SELECT count(DISTINCT hh_key) FROM open_problems WHERE blocking").fetchone()[0]
+        unmatched = con.execute("SELECT count(*) FROM exceptions WHERE problem_id NOT IN "
+                                "(SELECT problem_id FROM problems)").fetchone()[0]
+        n_exceptions = con.execute("SELECT count(*) FROM exceptions").fetchone()[0]
+    order = {code: i for i, code in enumerate(RULES)}
+    by_rule = sorted(by_rule, key=lambda r: order[r[0]])
+    duplicates = int(frame["problem_id"].duplicated().sum())
+    accepted = sum(r[2] for r in by_rule)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "problems by rule (待修改)": dg.MetadataValue.json({r: n for r, n, _ in by_rule if n}),
+            "problems by rule (已接受)": dg.MetadataValue.json({r: a for r, _, a in by_rule if a}),
+            "open blocking problems": len(blocking),
+            "accepted (已接受)": accepted,
+            "households held back": int(held_back),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="problem_ids_unique", passed=duplicates == 0, severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"duplicate ids": duplicates}),
+            dg.AssetCheckResult(
+                check_name="no_open_blocking_problems", passed=blocking.empty, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failing count": len(blocking), "households held back": int(held_back),
+                          "accepted (已接受)": accepted,
+                          "by rule": dg.MetadataValue.json(
+                              blocking["rule"].value_counts().reindex([r for r in RULES if r in set(blocking["rule"])])
+                              .astype(int).to_dict()),
+                          "sample (masked)": _masked_sample(blocking)}),
+            dg.AssetCheckResult(
+                check_name="exceptions_match_problems", passed=unmatched == 0, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failing count": int(unmatched), "exceptions": int(n_exceptions)}),
+        ],
+    )

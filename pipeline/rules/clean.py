@@ -38,6 +38,27 @@ def _id_link(raw: object, repaired: str | None) -> str | None:
     return f"raw:{text}" if text else None
 
 
+def _link_of(value: object) -> str | None:
+    return None if value is None else _id_link(value, repair_id(value).value)
+
+
+def row_anchors(raw: pd.DataFrame, households: bool) -> pd.Series:
+    """What identifies each row for a stable problem id (rules/problems.py): its ID, repaired or
+    else as typed; without one, the household's head ID and the name — never the row number, which
+    moves when the village fixes other rows. The same expressions are used in rules/quality.py."""
+    empty = pd.Series(None, index=raw.index, dtype=object)
+    own = raw["head_id" if households else "person_id"].map(_link_of) if (
+        "head_id" if households else "person_id") in raw else empty
+    name_key = "head_name" if households else "name"
+    names = raw[name_key].map(lambda v: clean_text(v) or "") if name_key in raw else pd.Series("", index=raw.index)
+    if households:
+        fallback = "name:" + names
+    else:
+        heads = raw["head_id"].map(_link_of) if "head_id" in raw else empty
+        fallback = "hh:" + heads.fillna("").astype(str) + "|name:" + names
+    return own.where(own.notna(), fallback).astype(str)
+
+
 def _mask_value(col: Col, raw: object) -> str:
     if raw is None:
         return ""
@@ -55,11 +76,7 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
     out["file"] = file
     out["row"] = raw[ROW_COLUMN].astype("int64")
     problems: list[Problem] = []
-    anchor_col = "head_id" if read.sheet == SHEET_HOUSEHOLDS else "person_id"
-    anchors = raw[anchor_col].map(lambda v: clean_text(v) or "") if anchor_col in raw else pd.Series("", index=raw.index)
-    names = raw["head_name" if read.sheet == SHEET_HOUSEHOLDS else "name"] if (
-        ("head_name" if read.sheet == SHEET_HOUSEHOLDS else "name") in raw) else pd.Series("", index=raw.index)
-    anchors = anchors.where(anchors != "", "name:" + names.map(lambda v: clean_text(v) or "") + ":" + out["row"].astype(str))
+    anchors = row_anchors(raw, households=read.sheet == SHEET_HOUSEHOLDS)
 
     head_links = pd.Series(None, index=raw.index, dtype=object)
     for col in columns:
@@ -93,7 +110,7 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
                 for idx in reasons.index[reasons != ""]:
                     problems.append(Problem(rule, village_code, file, read.sheet, int(out.at[idx, "row"]), col.label,
                                             _mask_value(col, series[idx]), f"{col.label}{reasons[idx]}", anchors[idx]))
-            missing = values.isna()
+            missing = values.isna() & (reasons == "")  # a value outside its code list is B7, not "未填写"
         if col.required:
             for idx in missing.index[missing]:
                 problems.append(Problem("B6", village_code, file, read.sheet, int(out.at[idx, "row"]), col.label, "",

@@ -3,14 +3,18 @@
 A problem record names the village, the file, sheet and row as the village sees them, the column,
 the value found (IDs and names masked), what was found and what to do. Its id is stable: it is
 derived from the rule, the village, the sheet, the column and an anchor that identifies the
-record itself (a person's or household's ID as typed, not the row number), so the same problem in
-the same place keeps its id across runs and across a resubmission that fixes other rows.
+record itself (a person's or household's ID — as repaired, or as typed when it cannot be — never
+the row number or the file name), so the same problem in the same place keeps its id across runs
+and across a resubmission that fixes other rows. When one anchor carries the same problem twice
+(a person typed twice), the second and later occurrences, in row order, get ``#2``, ``#3``….
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+
+import pandas as pd
 
 BLOCKING = "必须修改"
 WARNING = "请核实"
@@ -55,6 +59,21 @@ RULES: dict[str, Rule] = {
     )
 }
 
+# W3: the ages (whole years on the reference date) that fit each 在校生状况. rules.md names 小学,
+# 七至九年级, 高中/中职 ("e.g."); 学前教育 is added with a tolerant range. 高职 and 大专及以上 are
+# left out: adults study too.
+SCHOOL_AGE_RANGES: dict[str, tuple[int, int]] = {
+    "学前教育": (2, 7),
+    "小学": (5, 15),
+    "七至九年级": (11, 18),
+    "高中": (14, 21),
+    "中职": (14, 21),
+}
+MAX_AGE = 110  # W7
+
+# The columns of a village's 问题清单 (outputs.md), in order.
+LIST_COLUMNS = ("问题编号", "规则", "严重程度", "表", "原文件行号", "列", "原值", "问题", "修改建议", "状态")
+
 PROBLEM_COLUMNS = (
     "problem_id", "rule", "severity", "village_code", "file", "sheet", "row", "column",
     "value", "message", "suggestion", "anchor", "hh_key",
@@ -86,3 +105,26 @@ class Problem:
 def problem_id(rule: str, village: str | None, sheet: str | None, column: str | None, anchor: str) -> str:
     digest = hashlib.sha1(f"{rule}|{village}|{sheet}|{column}|{anchor}".encode()).hexdigest()
     return f"{rule}-{(village or '000000000000')[-6:]}-{digest[:8].upper()}"
+
+
+def assign_problem_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give every problem its stable id; a repeated (rule, village, sheet, column, anchor) gets
+    ``#2``, ``#3``… on its anchor in row order, so two problems never share an id."""
+    if frame.empty:
+        frame["problem_id"] = pd.Series(dtype="string")
+        return frame
+    frame = frame.copy()
+    key = ["rule", "village_code", "sheet", "column", "anchor"]
+    filled = frame[key].astype("string").fillna("\x00")
+    order = frame.assign(_row=pd.to_numeric(frame["row"], errors="coerce").fillna(-1))
+    order = order.sort_values(["_row"], kind="stable")
+    rank = filled.loc[order.index].groupby(key, sort=False).cumcount() + 1
+    anchors = frame["anchor"].astype("string").fillna("")
+    anchors = anchors.where(rank.reindex(frame.index) == 1, anchors + "#" + rank.reindex(frame.index).astype(str))
+    frame["anchor"] = anchors
+    frame["problem_id"] = [
+        problem_id(r, v if isinstance(v, str) else None, s if isinstance(s, str) else None,
+                   c if isinstance(c, str) else None, a)
+        for r, v, s, c, a in zip(frame["rule"], frame["village_code"], frame["sheet"], frame["column"], anchors)
+    ]
+    return frame

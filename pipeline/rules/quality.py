@@ -275,3 +275,27 @@ SELECT p.*, e.problem_id IS NOT NULL AS accepted,
        e.conclusion AS accepted_conclusion, e.checked_by AS accepted_by, e.checked_on AS accepted_on
 FROM problems p LEFT JOIN exceptions e USING (problem_id);
 """
+
+# Coverage (不落一户，不落一人): per village, the surveyed households and persons, and how many of
+# the registered households and persons (not 清退) the latest surveys found (B9 lists the rest).
+COVERAGE_SQL = f"""
+WITH reg AS (
+    SELECT r.village_code, r.hh_no, r.person_id, m.person_id IS NOT NULL AS found
+    FROM registry r LEFT JOIN (SELECT DISTINCT person_id FROM members WHERE person_id IS NOT NULL) m USING (person_id)
+    WHERE r.status <> '{STATUS_REMOVED}' AND r.person_id IS NOT NULL AND r.hh_no IS NOT NULL
+), reg_hh AS (SELECT village_code, hh_no, bool_or(found) AS found FROM reg GROUP BY 1, 2),
+reg_p AS (SELECT village_code, count(*) AS n, count(*) FILTER (WHERE found) AS found FROM reg GROUP BY 1),
+reg_h AS (SELECT village_code, count(*) AS n, count(*) FILTER (WHERE found) AS found FROM reg_hh GROUP BY 1),
+surveyed AS (SELECT village_code, count(*) AS n FROM households GROUP BY 1),
+persons AS (SELECT village_code, count(*) AS n FROM members GROUP BY 1),
+codes AS (SELECT village_code FROM villages WHERE farming UNION SELECT village_code FROM households
+          UNION SELECT village_code FROM reg WHERE village_code IS NOT NULL)
+SELECT c.village_code,
+       coalesce(s.n, 0) AS surveyed_households, coalesce(p.n, 0) AS surveyed_persons,
+       coalesce(h.n, 0) AS registered_households, coalesce(h.found, 0) AS registered_households_found,
+       coalesce(r.n, 0) AS registered_persons, coalesce(r.found, 0) AS registered_persons_found
+FROM codes c
+LEFT JOIN surveyed s USING (village_code) LEFT JOIN persons p USING (village_code)
+LEFT JOIN reg_h h USING (village_code) LEFT JOIN reg_p r USING (village_code)
+ORDER BY c.village_code
+"""
