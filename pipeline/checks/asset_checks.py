@@ -1,0 +1,255 @@
+"""The asset checks of 回头看: Great Expectations results, structural integrity, and the audit of
+the published side (write–audit–publish).
+
+Two kinds, on purpose:
+
+- **Warnings** (``AssetCheckSeverity.WARN``, not blocking): every Great Expectations expectation on
+  ``households`` and ``members``. A failure is a *data problem* — a result the district office
+  reads and sends to the village — and must never stop the district's tables: households with a
+  blocking problem are held back one by one by ``rules.classification``.
+- **Blocking errors** (``ERROR``, ``blocking=True``): failures that mean the pipeline itself is
+  wrong and must not publish — surrogate keys that are not unique (every join would double
+  count), a household with an open blocking problem that reached ``classification``'s 附件 flags,
+  or one found in a written 附件 file. A failing blocking check stops the downstream steps of the
+  run (the 附件 tables, sign-off).
+
+Metadata carries counts and masked samples only (``210505********123X``, ``张*``).
+"""
+
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.checks.expectations import SUITES, Outcome, expectations
+from pipeline.privacy import mask_id, mask_name
+from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from pipeline.rules.annex import ANNEXES, Annex
+
+QUALITY_DIR = "quality"
+SAMPLE = 10
+
+# --------------------------------------------------------------------------------------------
+# Great Expectations
+# --------------------------------------------------------------------------------------------
+
+GE_SPECS = [dg.AssetCheckSpec(e.check, asset=s.asset, description=e.text) for s, e in expectations()]
+
+
+def _sample_md(con, suite, keys: list[str]) -> dg.MetadataValue:
+    """Failing rows named by village, file and Excel row, with the name and ID masked."""
+    if not keys:
+        return dg.MetadataValue.md("(none)")
+    con.register("_keys", pd.DataFrame({"key": keys[:SAMPLE]}))
+    try:
+        rows = con.execute(f"SELECT s.* FROM ({suite.sample_sql}) s JOIN _keys k USING (key) "
+                           "ORDER BY s.village_code, s.file, s.row").df()
+    finally:
+        con.unregister("_keys")
+    lines = ["| 村代码 | 文件 | 行 | 姓名 | 身份证号 |", "|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        cells = [r.village_code, r.file, r.row, mask_name(r.name) if isinstance(r.name, str) else "",
+                 mask_id(r.id) if isinstance(r.id, str) else "（无效或未填）"]
+        lines.append("| " + " | ".join("" if c is None else str(c).replace("|", "/") for c in cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _result(con, suite, expect, outcome: Outcome | None) -> dg.AssetCheckResult:
+    if outcome is None:
+        return dg.AssetCheckResult(asset_key=suite.asset, check_name=expect.check, passed=False,
+                                   severity=dg.AssetCheckSeverity.WARN, metadata={"error": "no result"})
+    metadata = {
+        "failing count": outcome.unexpected_count,
+        "rows checked": outcome.element_count,
+        "rules.md": expect.rules or "—",
+        "sample (masked)": _sample_md(con, suite, outcome.sample_keys),
+    }
+    if outcome.element_count:
+        metadata["failing %"] = round(100 * outcome.unexpected_count / outcome.element_count, 2)
+    if outcome.error:
+        metadata["error"] = outcome.error
+    return dg.AssetCheckResult(asset_key=suite.asset, check_name=expect.check, passed=outcome.success,
+                               severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
+
+
+@dg.multi_asset_check(specs=GE_SPECS, name="great_expectations", pool=WAREHOUSE_POOL,
+                      description="Great Expectations suites on the cleaned households and members; "
+                                  "builds the offline Data Docs under reports/quality/.")
+def great_expectations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                       paths: PathsResource):
+    """Validate the cleaned 家庭基本情况 and 家庭成员情况 with the suites of
+    ``pipeline/checks/expectations.py``; each expectation is one check (WARN) on its asset, with the
+    failing count and a masked sample; the Data Docs go to reports/quality/index.html."""
+    from pipeline.checks import datadocs
+    from pipeline.checks.expectations import validate, validation_frame
+
+    with warehouse.connect(read_only=True) as con:
+        frames = {name: validation_frame(con, suite) for name, suite in SUITES.items()}
+    site = paths.reports / QUALITY_DIR
+    site.mkdir(parents=True, exist_ok=True, mode=0o700)
+    datadocs.clear_site(site)
+    started = time.perf_counter()
+    outcomes = validate(frames, docs_dir=site, run_name=context.run.run_id[:8])
+    datadocs.make_offline(site, generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {context.run.run_id[:8]}")
+    context.log.info(f"Great Expectations: {len(outcomes)} expectations in {time.perf_counter() - started:.1f}s")
+    with warehouse.connect(read_only=True) as con:
+        for suite, expect in expectations():
+            yield _result(con, suite, expect, outcomes.get((suite.name, expect.check)))
+
+
+# --------------------------------------------------------------------------------------------
+# Structural integrity (blocking)
+# --------------------------------------------------------------------------------------------
+
+
+def _unique_key_check(asset: str, table: str, key: str, label: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=asset, name=f"{key}_unique", blocking=True, pool=WAREHOUSE_POOL,
+                    description=f"每行{label}有唯一的内部编号 {key}（村代码|文件|Excel行号）。Structural: every "
+                                "join of the pipeline relies on it; nothing downstream runs while it fails.")
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect(read_only=True) as con:
+            n, dup, null = con.execute(
+                f"SELECT count(*), count(*) - count(DISTINCT {key}), count(*) - count({key}) FROM {table}").fetchone()
+        return dg.AssetCheckResult(passed=dup == 0 and null == 0, severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata={"rows": n, "failing count": dup + null, "duplicates": dup, "empty": null})
+
+    return _check
+
+
+# --------------------------------------------------------------------------------------------
+# Audit of the published side (blocking)
+# --------------------------------------------------------------------------------------------
+
+HELD_BACK_SQL = """
+SELECT h.hh_uid, h.village_name, h.head_id, h.head_name, m.person_id, m.name
+FROM classification c JOIN households h USING (hh_uid)
+LEFT JOIN members m ON m.hh_key = h.hh_key
+WHERE c.blocked
+"""
+
+
+@dg.asset_check(asset="classification", name="held_back_households_not_classified", blocking=True,
+                pool=WAREHOUSE_POOL,
+                description="没有未处理“必须修改”问题的户才进入附件2–6：every household with an open blocking "
+                            "problem is marked held back and has no 附件 flag. Blocking: the 附件 tables are not "
+                            "written while it fails.")
+def held_back_households_not_classified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        leaked = con.execute("""
+            SELECT h.village_code, h.file, h.row, h.head_name, h.head_id
+            FROM classification c JOIN households h USING (hh_uid)
+            WHERE (h.hh_key IN (SELECT hh_key FROM open_problems WHERE blocking) AND NOT c.blocked)
+               OR (c.blocked AND (c.annex2_category IS NOT NULL OR c.annex3_category IS NOT NULL
+                                  OR c.in_annex4 OR c.in_annex5 OR c.in_annex6))
+            ORDER BY 1, 2, 3""").df()
+        held = con.execute("SELECT count(*) FROM classification WHERE blocked").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failing count": len(leaked), "households held back": int(held),
+                  "sample (masked)": _household_sample(leaked)})
+
+
+def _household_sample(frame: pd.DataFrame) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("(none)")
+    lines = ["| 村 | 文件 | 行 | 户主姓名 | 户主身份证号 |", "|---|---|---|---|---|"]
+    for r in frame.head(SAMPLE).itertuples(index=False):
+        village, file, row, name, hid = r
+        lines.append(f"| {village} | {file} | {row} | {mask_name(name) if isinstance(name, str) else ''} | "
+                     f"{mask_id(hid) if isinstance(hid, str) else ''} |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def read_detail_rows(path: Path) -> pd.DataFrame:
+    """The data rows of a written 附件's 明细 sheet(s) (header in row 3, up to the 合计 row)."""
+    from python_calamine import CalamineWorkbook
+
+    workbook = CalamineWorkbook.from_path(str(path))
+    frames = []
+    for name in workbook.sheet_names:
+        if not name.startswith("明细"):
+            continue
+        rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        if len(rows) < 3:
+            continue
+        header = [str(h) for h in rows[2]]
+        data = []
+        for row in rows[3:]:
+            first = row[0] if row else ""
+            if first == "合计" or not isinstance(first, (int, float)) or first == "":
+                break
+            data.append(row[: len(header)])
+        frames.append(pd.DataFrame(data, columns=header, dtype=object))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value).strip()
+
+
+def _published_keys(rows: pd.DataFrame, annex: Annex) -> pd.Series:
+    """How a published row names its household (household tables) or person (person tables)."""
+    if rows.empty:
+        return pd.Series(dtype=str)
+    if annex.unit == "person":
+        return (rows["村"].map(_text) + "|" + rows["户主姓名"].map(_text) + "|"
+                + [(_text(i) or "name:" + _text(n)) for i, n in zip(rows["身份证号"], rows["姓名"])])
+    return rows["村"].map(_text) + "|" + [(_text(i) or "name:" + _text(n))
+                                         for i, n in zip(rows["户主身份证号"], rows["户主姓名"])]
+
+
+def _held_keys(held: pd.DataFrame, annex: Annex) -> set[str]:
+    if held.empty:
+        return set()
+    if annex.unit == "person":
+        return {f"{_text(v)}|{_text(hn)}|{_text(p) or 'name:' + _text(n)}"
+                for v, hn, p, n in zip(held["village_name"], held["head_name"], held["person_id"], held["name"])}
+    return {f"{_text(v)}|{_text(h) or 'name:' + _text(n)}"
+            for v, h, n in zip(held["village_name"], held["head_id"], held["head_name"])}
+
+
+def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=annex.key, name="no_held_back_household", blocking=True, pool=WAREHOUSE_POOL,
+                    additional_deps=["classification"],
+                    description=f"{annex.filename.split('_')[0]}的文件中没有被暂缓的户（有未处理“必须修改”问题的户）。"
+                                "Audit of the written file: blocking, so sign-off does not run while it fails.")
+    def _audit(paths: PathsResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        from pipeline.assets.reports import DRAFT_DIR
+
+        path = paths.reports / DRAFT_DIR / annex.filename
+        if not path.exists():
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                       metadata={"error": f"{path.name} was not written"})
+        rows = read_detail_rows(path)
+        with warehouse.connect(read_only=True) as con:
+            held = con.execute(HELD_BACK_SQL).df()
+        keys = _published_keys(rows, annex)
+        leaked = rows[keys.isin(_held_keys(held, annex)).to_numpy()] if len(rows) else rows
+        id_column = "身份证号" if annex.unit == "person" else "户主身份证号"
+        sample = ["| 村 | 户主姓名 | " + id_column + " |", "|---|---|---|"]
+        for r in leaked.head(SAMPLE).to_dict("records"):
+            sample.append(f"| {_text(r.get('村'))} | {mask_name(_text(r.get('户主姓名')))} | "
+                          f"{mask_id(_text(r.get(id_column)))} |")
+        return dg.AssetCheckResult(
+            passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"failing count": len(leaked), "rows in file": len(rows),
+                      "households held back": int(held["hh_uid"].nunique()) if len(held) else 0,
+                      "sample (masked)": dg.MetadataValue.md("\n".join(sample) if len(leaked) else "(none)")})
+
+    return _audit
+
+
+published_audits = [build_published_audit(a) for a in ANNEXES.values()]
+
+asset_checks = [
+    great_expectations,
+    _unique_key_check("households", "households", "hh_uid", "家庭记录"),
+    _unique_key_check("members", "members", "member_uid", "成员记录"),
+    held_back_households_not_classified,
+    *published_audits,
+]
