@@ -1,0 +1,195 @@
+"""问题清单: one workbook per village with every problem to fix, and the district summary.
+
+The list goes to the village that owns the data. It shows values as the warehouse keeps them —
+IDs and names masked (``210505********123X``, ``张*``) — because the list travels by e-mail and on
+paper through the 办事处, and the file, sheet and Excel row already point the village at the exact
+cell. Problems accepted in exceptions.csv stay listed, with 状态 已接受.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.io.excel import write_sheets_workbook
+from pipeline.metadata import download_links
+from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
+from pipeline.rules.quality import COVERAGE_SQL
+
+PROBLEMS_DIR = "problems"
+SUMMARY_FILE = "问题汇总.xlsx"
+LIST_SUFFIX = "_问题清单.xlsx"
+LIST_SHEET, RULES_SHEET = "问题清单", "汇总"
+NO_PROBLEM = "本村未发现数据问题"
+NOT_IN_ROSTER = "（不在村名册）"
+TEXT_COLUMNS = frozenset({"问题编号", "规则", "严重程度", "表", "列", "原值", "问题", "修改建议", "状态",
+                          "办事处", "村代码", "村名称", "名称"})
+
+_UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
+
+
+def list_path(root: Path, subdistrict: str, village_code: str, village_name: str) -> Path:
+    """reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx"""
+    folder = _UNSAFE.sub("_", subdistrict or NOT_IN_ROSTER)
+    name = _UNSAFE.sub("_", village_name or "未知村")
+    return root / PROBLEMS_DIR / folder / f"{village_code}_{name}{LIST_SUFFIX}"
+
+
+_PROBLEMS_SQL = """
+SELECT p.problem_id AS "问题编号", p.rule AS "规则", p.severity AS "严重程度", p.sheet AS "表",
+       p.row AS "原文件行号", p."column" AS "列", p.value AS "原值", p.message AS "问题",
+       p.suggestion AS "修改建议", p.state AS "状态", p.village_code
+FROM open_problems p
+"""
+
+
+def _rule_order(frame: pd.DataFrame) -> pd.Series:
+    order = {code: i for i, code in enumerate(RULES)}
+    return frame["规则"].map(order)
+
+
+def village_list(problems: pd.DataFrame) -> pd.DataFrame:
+    """The 问题清单 rows of one village: 必须修改 first, then by rule, sheet and row."""
+    if problems.empty:
+        row = {c: None for c in LIST_COLUMNS}
+        row["问题"] = NO_PROBLEM
+        return pd.DataFrame([row], columns=list(LIST_COLUMNS))
+    frame = problems.assign(_rule=_rule_order(problems), _open=(problems["状态"] != OPEN).astype(int))
+    frame = frame.sort_values(["_open", "_rule", "表", "原文件行号", "列"], na_position="first", kind="stable")
+    return frame[list(LIST_COLUMNS)].reset_index(drop=True)
+
+
+def rule_summary(problems: pd.DataFrame) -> pd.DataFrame:
+    counts = problems.groupby(["规则", "状态"]).size().unstack(fill_value=0) if len(problems) else pd.DataFrame()
+    rows = []
+    for code, rule in RULES.items():
+        open_n = int(counts.at[code, OPEN]) if OPEN in counts and code in counts.index else 0
+        accepted_n = int(counts.at[code, ACCEPTED]) if ACCEPTED in counts and code in counts.index else 0
+        rows.append({"规则": code, "名称": rule.name, "严重程度": rule.severity, OPEN: open_n, ACCEPTED: accepted_n,
+                     "合计": open_n + accepted_n})
+    frame = pd.DataFrame(rows)
+    total = {"规则": "合计", "名称": "", "严重程度": "", **{c: int(frame[c].sum()) for c in (OPEN, ACCEPTED, "合计")}}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+def village_summary(villages: pd.DataFrame, problems: pd.DataFrame, submitted: set[str]) -> pd.DataFrame:
+    """问题汇总, 按村: one row per village — open blocking, open warnings, accepted, and per rule."""
+    rows = []
+    for v in villages.itertuples():
+        mine = problems[problems["village_code"] == v.village_code]
+        open_ = mine[mine["状态"] == OPEN]
+        row = {"办事处": v.subdistrict_name, "村代码": v.village_code, "村名称": v.village_name,
+               "已报送": "是" if v.village_code in submitted else "否",
+               "必须修改（待修改）": int((open_["严重程度"] == BLOCKING).sum()),
+               "请核实（待修改）": int((open_["严重程度"] != BLOCKING).sum()),
+               ACCEPTED: int((mine["状态"] == ACCEPTED).sum()), "合计": len(mine)}
+        counts = mine["规则"].value_counts()
+        row.update({code: int(counts.get(code, 0)) for code in RULES})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    numeric = [c for c in frame.columns if c not in ("办事处", "村代码", "村名称", "已报送")]
+    total = {"办事处": "合计", "村代码": "", "村名称": "", "已报送": "", **{c: int(frame[c].sum()) for c in numeric}}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+COVERAGE_COLUMNS = {
+    "surveyed_households": "调查户数", "surveyed_persons": "调查人数",
+    "registered_households": "建档立卡户（未清退）", "registered_households_found": "其中已调查（户）",
+    "registered_persons": "建档立卡人口（未清退）", "registered_persons_found": "其中已调查（人）",
+}
+
+
+def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: set[str]) -> pd.DataFrame:
+    """问题汇总, 覆盖情况: per village, who was surveyed and how much of the registry was found
+    (不落一户，不落一人); 漏户/漏人 are the registered households and persons not found."""
+    names = villages.set_index("village_code")
+    frame = coverage.rename(columns=COVERAGE_COLUMNS)
+    frame.insert(0, "村名称", [names.at[c, "village_name"] if c in names.index else None for c in frame["village_code"]])
+    frame.insert(0, "办事处", [names.at[c, "subdistrict_name"] if c in names.index else None for c in frame["village_code"]])
+    frame = frame.rename(columns={"village_code": "村代码"})
+    frame.insert(3, "已报送", ["是" if c in submitted else "否" for c in frame["村代码"]])
+    frame["漏户"] = frame["建档立卡户（未清退）"] - frame["其中已调查（户）"]
+    frame["漏人"] = frame["建档立卡人口（未清退）"] - frame["其中已调查（人）"]
+    numeric = [c for c in frame.columns if c not in ("办事处", "村代码", "村名称", "已报送")]
+    total = {"办事处": "合计", "村代码": "", "村名称": "", "已报送": "", **{c: int(frame[c].sum()) for c in numeric}}
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"excel"},
+          deps=["data_problems", "village_roster", "survey_workbooks"])
+def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
+                  settings: SettingsResource) -> dg.MaterializeResult:
+    """问题清单 for every 涉农 village (and any other village with a problem) under
+    reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx — 问题编号, 规则, 严重程度, 表,
+    原文件行号, 列, 原值 (masked), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
+    (problems by village and rule, and coverage: the registered households and persons each
+    village's survey found). A village with no problem gets a list that says so. Lists of villages
+    no longer concerned are removed."""
+    s = settings.get()
+    generated = dt.datetime.now().replace(microsecond=0)
+    with warehouse.connect(read_only=True) as con:
+        problems = con.execute(_PROBLEMS_SQL).df()
+        villages = con.execute("""
+            SELECT v.village_code, v.village_name, v.subdistrict_name, v.subdistrict_code, v.farming
+            FROM villages v
+            WHERE v.farming OR v.village_code IN (SELECT village_code FROM open_problems)
+            UNION ALL
+            SELECT DISTINCT p.village_code, NULL, NULL, NULL, false FROM open_problems p
+            WHERE p.village_code IS NOT NULL AND p.village_code NOT IN (SELECT village_code FROM villages)
+            ORDER BY 4 NULLS LAST, 1""").df()
+        coverage = con.execute(COVERAGE_SQL).df()
+        all_villages = con.execute("SELECT village_code, village_name, subdistrict_name FROM villages").df()
+        submitted = {r[0] for r in con.execute(
+            "SELECT DISTINCT village_code FROM survey_files WHERE status = '已读取' AND village_code IS NOT NULL"
+        ).fetchall()}
+    problems["原文件行号"] = problems["原文件行号"].astype("Int64")
+    root = paths.reports
+    written: set[Path] = set()
+    with_blocking = 0
+    for v in villages.itertuples():
+        mine = problems[problems["village_code"] == v.village_code]
+        frame = village_list(mine)
+        name = v.village_name or "未知村"
+        title = f"{v.subdistrict_name or ''}{name}（{v.village_code}）数据质量问题清单"
+        path = list_path(root, v.subdistrict_name, v.village_code, v.village_name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_sheets_workbook(
+            path, {LIST_SHEET: (title, frame), RULES_SHEET: (title, rule_summary(mine))}, s, generated,
+            text_columns=TEXT_COLUMNS, number_rows=False)
+        written.add(path.resolve())
+        with_blocking += int(((mine["状态"] == OPEN) & (mine["严重程度"] == BLOCKING)).any())
+    summary_path = paths.report_path(PROBLEMS_DIR, SUMMARY_FILE)
+    title = f"{s.district_name}脱贫质量“回头看”数据问题汇总"
+    write_sheets_workbook(
+        summary_path,
+        {"按村": (title, village_summary(villages, problems, submitted)), "按规则": (title, rule_summary(problems)),
+         "覆盖情况": (title, coverage_table(coverage, all_villages, submitted))},
+        s, generated, text_columns=TEXT_COLUMNS, number_rows=False)
+    removed = 0
+    for old in (root / PROBLEMS_DIR).rglob(f"*{LIST_SUFFIX}"):
+        if old.resolve() not in written:
+            old.unlink()
+            removed += 1
+    states = problems["状态"].value_counts().to_dict()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(problems),
+        "village lists": len(written),
+        "villages with open 必须修改": with_blocking,
+        "villages with no problem": int(sum(1 for v in villages.itertuples()
+                                            if not (problems["village_code"] == v.village_code).any())),
+        "problems 待修改": int(states.get(OPEN, 0)),
+        "problems 已接受": int(states.get(ACCEPTED, 0)),
+        "stale lists removed": removed,
+        "registered households surveyed": f"{int(coverage['registered_households_found'].sum())}"
+                                          f"/{int(coverage['registered_households'].sum())}",
+        "registered persons surveyed": f"{int(coverage['registered_persons_found'].sum())}"
+                                       f"/{int(coverage['registered_persons'].sum())}",
+        **download_links(paths, summary_path),
+    })
