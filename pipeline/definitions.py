@@ -11,6 +11,8 @@ import dagster as dg
 
 from pipeline.assets import annex1, classify, clean, crosscheck, income, ingest, intake, progress, quality, reports, signoff
 from pipeline.jobs import ALL_JOBS, full_rebuild  # noqa: F401  (full_rebuild: `huitoukan run`)
+from pipeline.assets import problem_lists
+from pipeline.checks.asset_checks import asset_checks
 from pipeline.resources import PathsResource, SettingsResource, WarehouseResource
 from pipeline.schedules import ALL_SCHEDULES
 from pipeline.sensors import ALL_SENSORS
@@ -24,7 +26,8 @@ from pipeline.resources.paths import (
     env_path,
 )
 
-ASSET_MODULES = (ingest, clean, income, crosscheck, quality, classify, annex1, progress, intake, signoff)
+ASSET_MODULES = (ingest, clean, income, crosscheck, quality, problem_lists, classify, annex1, progress, intake,
+                 signoff)
 
 all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_assets,
               *reports.crosscheck_report_assets]
@@ -42,6 +45,7 @@ def build_defs() -> dg.Definitions:
     """The definitions, with resources read from the environment now (the CLI sets it first)."""
     return dg.Definitions(
         assets=all_assets,
+        asset_checks=asset_checks,
         jobs=ALL_JOBS,
         sensors=ALL_SENSORS,
         schedules=ALL_SCHEDULES,
