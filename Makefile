@@ -27,7 +27,7 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 
 ## test: set up and run the whole test suite
 test: setup
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on) and downloads on :3001
 ui: setup $(DAGSTER_HOME)/dagster.yaml
