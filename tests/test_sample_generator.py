@@ -72,6 +72,79 @@ def test_same_seed_gives_identical_files_and_key(small, tmp_path):
     assert _digests(again) == _digests(root)  # bytes and modification times
 
 
+def test_parallel_and_serial_generation_write_the_same_files(tmp_path):
+    """Files are written by forked workers in whatever order they finish; each file's bytes come
+    from the model and its own seeded RNG, so one process and several give the same district."""
+    serial = generate(tmp_path / "serial", households=SMALL, seed=11, workers=1)
+    parallel = generate(tmp_path / "parallel", households=SMALL, seed=11, workers=3)
+    assert parallel == serial
+    assert _digests(tmp_path / "parallel") == _digests(tmp_path / "serial")
+
+
+def test_answer_key_file_is_plain_json_dumps(small):
+    """The key is streamed to disk a slice of households at a time: the same text json.dumps gives."""
+    root, key = small
+    text = (root / ANSWER_KEY).read_text(encoding="utf-8")
+    assert text == json.dumps(key, ensure_ascii=False, indent=1)
+
+
+def test_fast_xlsx_rows_are_byte_identical_to_xlsxwriter(tmp_path):
+    """xlsxfast.put_row + its sheet/shared-string assembly write what cell-by-cell XlsxWriter does,
+    including strings that need escaping or whitespace preserved, dates, merges over put rows,
+    column formats and the fallback for rows with options."""
+    import datetime as dt
+
+    import xlsxwriter
+
+    from pipeline.sample import xlsxfast
+
+    rows = [
+        [1, "210505199001011234", "张三", None, 3.25, -7, 210505199001011234.0, "a&b<c>\"d\"", " lead", "trail ",
+         "line\nbreak", "tab\there", "ctl\x01x", "_x0041_", "\u3000全角", dt.date(2018, 3, 5), 1e20, 0, None],
+        [None, None, "x" * 20000, "", "<r>rich</r>", 12345678901234, 0.1 + 0.2, "210505199001011234"],
+        [],
+        ["只有一格"],
+    ] + [[r, f"name{r % 37}", r * 1.5, f"210505{r:012d}", "是" if r % 2 else "否"] for r in range(300)]
+    fmts = [None, "text", None, None, None] + [None] * 20
+
+    def build(path, fast):
+        cls = xlsxfast.Workbook if fast else xlsxwriter.Workbook
+        wb = cls(str(path), {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
+                             "strings_to_urls": False})
+        wb.set_properties({"created": dt.datetime(2019, 4, 26, 9, 0, 0)})
+        text = wb.add_format({"num_format": "@"})
+        date = wb.add_format({"num_format": "yyyy-mm-dd"})
+        col = wb.add_format({"bold": True})
+        merge = wb.add_format({"valign": "vcenter"})
+        for name, with_options in (("甲", False), ("乙", True)):
+            ws = wb.add_worksheet(name)
+            ws.merge_range(0, 0, 0, 6, "标题", merge)
+            ws.set_column(2, 2, 30, col)
+            if with_options:
+                ws.set_row(7, 30)
+            str_fmts = [text if f else None for f in fmts]
+            for r, row in enumerate(rows, start=2):
+                if fast:
+                    ws.put_row(r, row, str_fmts, date)
+                    continue
+                for c, val in enumerate(row):
+                    if val is None:
+                        continue
+                    if isinstance(val, str):
+                        ws.write_string(r, c, val, str_fmts[c])
+                    elif isinstance(val, dt.date):
+                        ws.write_datetime(r, c, dt.datetime(val.year, val.month, val.day), date)
+                    else:
+                        ws.write_number(r, c, val)
+            ws.merge_range(8, 1, 10, 1, "合并", merge)  # over cells put before
+            ws.write_string(len(rows) + 3, 0, "填表说明")
+            ws.freeze_panes(2, 0)
+        wb.close()
+        return path.read_bytes()
+
+    assert build(tmp_path / "fast.xlsx", True) == build(tmp_path / "plain.xlsx", False)
+
+
 def test_different_seed_differs(small, tmp_path):
     root, key = small
     other = generate(tmp_path / "other", households=SMALL, seed=7)

@@ -727,15 +727,15 @@ class Extracts:
         return out
 
     def write(self, out: Path) -> list[tuple[str, float]]:
-        """Write every extract (here, one after the other); return (path, minutes) of each."""
-        return [self.write_file(out, job) for job in self.plan_files(out)]
+        """Write every extract, a department at a time; return (rel path, minutes) of each."""
+        return [self.write_file(out, job) for job in self.iter_files(out)]
 
-    def plan_files(self, out: Path) -> list[tuple]:
-        """Render every record (the RNG runs here, department after department) and split the
-        rows into the files a department sends: one (rel path, department key, rows, minutes)
-        per file, for :meth:`write_file` (which uses no RNG, so files can be written anywhere)."""
+    def iter_files(self, out: Path):
+        """Render the records (the RNG runs through the departments in order) and split the rows
+        into the files a department sends: yields (rel path, department key, rows, minutes) per
+        file, for :meth:`write_file` (which uses no RNG). A department's rows are rendered when
+        the files of the one before have been taken."""
         rng = random.Random(f"{self.rng.random()}:files")
-        jobs: list[tuple] = []
         for n_dept, d in enumerate(S.DEPARTMENTS):
             folder = out / S.DEPARTMENTS_DIR / d.key
             folder.mkdir(parents=True, exist_ok=True)
@@ -749,20 +749,32 @@ class Extracts:
                 batches[b].append(rows[i])
                 if n > 1 and rng.random() < 0.03:  # sent again in the next batch
                     batches[(b + 1) % n].append(rows[i])
-            names = []
-            for b, batch in enumerate(batches):
-                ext = ".csv" if d.file_format == "csv" else ".xlsx"
-                suffix = f"_第{b + 1}批" if n > 1 else ""
-                name = f"{FILE_STEMS[d.key]}{suffix}{ext}"
-                rel = (folder / name).relative_to(out).as_posix()
-                names.append(rel)
-                # batches of one department arrive a day apart, departments an hour apart
-                jobs.append((rel, d.key, batch, 60 * 24 * (16 + b) + 60 * n_dept))
-            self.files[d.key] = names
-        return jobs
+            del rows, order
+            for (rel, when), batch in zip(self._names(out, n_dept, d), batches):
+                yield rel, d.key, batch, when
+
+    def plan_names(self, out: Path) -> None:
+        """The files each department sends (``self.files``), without rendering anything."""
+        for n_dept, d in enumerate(S.DEPARTMENTS):
+            (out / S.DEPARTMENTS_DIR / d.key).mkdir(parents=True, exist_ok=True)
+            self._names(out, n_dept, d)
+
+    def _names(self, out: Path, n_dept: int, d) -> list[tuple[str, float]]:
+        """(rel path, minutes) of each batch file of department ``d``; sets ``self.files``."""
+        n = BATCHES[d.key]
+        names = []
+        for b in range(n):
+            ext = ".csv" if d.file_format == "csv" else ".xlsx"
+            suffix = f"_第{b + 1}批" if n > 1 else ""
+            name = f"{FILE_STEMS[d.key]}{suffix}{ext}"
+            # batches of one department arrive a day apart, departments an hour apart
+            names.append(((out / S.DEPARTMENTS_DIR / d.key / name).relative_to(out).as_posix(),
+                          60 * 24 * (16 + b) + 60 * n_dept))
+        self.files[d.key] = [rel for rel, _ in names]
+        return names
 
     def write_file(self, out: Path, job: tuple) -> tuple[str, float]:
-        """Write one file planned by :meth:`plan_files`; return (rel path, minutes)."""
+        """Write one file from :meth:`iter_files`; return (rel path, minutes)."""
         rel, key, rows, when = job
         d = DEPT[key]
         path = out / rel

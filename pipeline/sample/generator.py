@@ -49,6 +49,8 @@ from typing import Any
 
 
 from pipeline import schema as S
+from pipeline.rules.ids import CHECK_CHARS as ID_CHECK_CHARS
+from pipeline.rules.ids import WEIGHTS as ID_WEIGHTS
 from pipeline.rules.ids import check_char
 from pipeline.sample import departments as dep
 from pipeline.sample import xlsxfast
@@ -181,7 +183,7 @@ class Village:
     latest: str | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Household:
     key: int
     village: Village
@@ -284,21 +286,36 @@ def below(net: int, line: Decimal, size: int) -> bool:
     return net < cents * size
 
 
+_W14, _W15, _W16 = ID_WEIGHTS[14:17]  # the weights of the three sequence digits
+
+
 class IdMaker:
     """Distinct valid resident IDs (GB 11643 check character) across the whole district."""
 
     def __init__(self, rng: random.Random):
         self.rng = rng
         self.used: set[str] = set()
+        self._sums: dict = {}  # area or birth date -> its part of the check sum
+
+    def _sum(self, key, digits: str, offset: int) -> int:
+        total = self._sums.get(key)
+        if total is None:
+            total = self._sums[key] = sum(int(c) * w for c, w in zip(digits, ID_WEIGHTS[offset:]))
+        return total
 
     def make(self, area: str, birth: dt.date, male: bool) -> str:
         ymd = f"{birth.year:04d}{birth.month:02d}{birth.day:02d}"
         rng = self.rng
+        fast = len(area) == 6 and area.isdigit() and len(ymd) == 8
+        # check_char(first17), from the cached sums of the area and date digits
+        base = self._sum(area, area, 0) + self._sum(birth, ymd, 6) if fast else 0
         while True:
             seq = 2 * rng.randrange(500) + 1 if male else 2 * rng.randrange(1, 500)
             first17 = f"{area}{ymd}{seq:03d}"
             if first17 not in self.used:
                 self.used.add(first17)
+                if fast:
+                    return first17 + ID_CHECK_CHARS[(base + _W14 * (seq // 100) + _W15 * (seq // 10 % 10) + _W16 * (seq % 10)) % 11]
                 return first17 + check_char(first17)
 
 
@@ -365,6 +382,7 @@ class Generator:
         self.settings = settings
         self.ref = settings.reference_date
         self.scale = self.n / 8000
+        self._birth_start: dict[int, int] = {}  # age -> first possible birth day (ordinal)
         self.ids = IdMaker(random.Random(f"{seed}:ids"))
         self.villages: list[Village] = []
         self.households: list[Household] = []
@@ -406,12 +424,14 @@ class Generator:
         self._needed_rows = {e["row"] for e in warnings} | {
             key for pl in self.plants for key in ((S.SHEET_HOUSEHOLDS, pl["hh"].key, None),
                                                   (S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid if pl["person"] else None))}
-        self._run_jobs(jobs)
-        for e in warnings:
-            e["row"] = self.rowmap[e["row"]]
-        key = self._answer_key(warnings)
+        # the answer key is worked out while the workers write (it needs only the model; the
+        # rows it cites are filled in from what the workers report, when they are done)
+        found: list = []
+        self._run_jobs(jobs, meanwhile=lambda: found.append(self._answer_key(warnings)))
+        self._registry = None  # written: free the rows
+        key = self._finish_key(*found[0])
         path = self.out / ANSWER_KEY
-        path.write_text(json.dumps(key, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_json(path, key, stream="households")
         self._touch(path, 0)
         return key
 
@@ -525,8 +545,10 @@ class Generator:
         return sur + given
 
     def _birth(self, rng: random.Random, age: int) -> dt.date:
-        ref = self.ref
-        start = dt.date(ref.year - age - 1, ref.month, min(ref.day, 28)).toordinal() + 1
+        start = self._birth_start.get(age)
+        if start is None:
+            ref = self.ref
+            start = self._birth_start[age] = dt.date(ref.year - age - 1, ref.month, min(ref.day, 28)).toordinal() + 1
         return dt.date.fromordinal(start + rng.randrange(365))
 
     def _person(self, rng, relation: str, sex: str, age: int, area: str, surname: str | None, poor: bool) -> Person:
@@ -1343,9 +1365,10 @@ class Generator:
         self._touch(Path(path), -60 * 24 * 25 + k)
 
     def _plan_departments(self) -> list:
-        """The department extracts, rendered (their RNG runs here, in order): one job per file."""
-        self._dept_jobs = self.book.plan_files(self.out)
-        return [(len(rows), ("department", j, None)) for j, (_, _, rows, _) in enumerate(self._dept_jobs)]
+        """The department extracts: one job renders them all (their RNG runs through the
+        departments in order) and writes them; their names are known here."""
+        self.book.plan_names(self.out)
+        return [(sum(len(r) for r in self.book.records.values()), ("departments", 0, None))]
 
     # -- surveys ----------------------------------------------------------------------------
     def _file_names(self, v: Village, rng) -> list[str]:
@@ -1400,10 +1423,12 @@ class Generator:
         return path.relative_to(self.out).as_posix()
 
     # -- writing the files, in parallel ------------------------------------------------------
-    def _run_jobs(self, jobs: list) -> None:
+    def _run_jobs(self, jobs: list, meanwhile=None) -> None:
         """Write every planned file: in ``self.workers`` forked processes (which inherit the
         finished model and index into it), or here when there is one worker. A file's bytes
-        depend only on the model and its own job, never on which process writes it or when."""
+        depend only on the model and its own job, never on which process writes it or when.
+        ``meanwhile()`` runs here while the workers write (after the files, without workers);
+        it must not change anything a file is made from."""
         order = [job for _, job in sorted(jobs, key=lambda sj: -sj[0])]  # largest first: no long tail
         n = min(self.workers, len(order))
         ctx = None
@@ -1415,14 +1440,18 @@ class Generator:
         if ctx is None:
             for job in order:
                 self._collect(self._do_job(job))
+            if meanwhile is not None:
+                meanwhile()
             return
         global _FORKED
         _FORKED = self
-        gc.collect()
         gc.freeze()  # the model stays in shared pages: the collector never touches it in workers
         try:
             with ctx.Pool(n, maxtasksperchild=_TASKS_PER_WORKER) as pool:
-                for found in pool.imap_unordered(_do_job_in_worker, order, chunksize=1):
+                results = pool.imap_unordered(_do_job_in_worker, order, chunksize=1)
+                if meanwhile is not None:
+                    meanwhile()
+                for found in results:
                     self._collect(found)
                 pool.close()
                 pool.join()
@@ -1440,9 +1469,9 @@ class Generator:
         if kind == "registry":
             self._write_registry_file(k, arg)
             return []
-        if kind == "department":
-            rel, when = self.book.write_file(self.out, self._dept_jobs[k])
-            self._touch(self.out / rel, when)
+        if kind == "departments":
+            for rel, when in self.book.write(self.out):
+                self._touch(self.out / rel, when)
             return []
         path, rng_name, degrade, minute = arg
         rows = self._render_village(self.surveyed_villages[k], Path(path), self.rng_for(rng_name), degrade)
@@ -1787,10 +1816,13 @@ class Generator:
     # ---------------------------------------------------------------------------------------
     # 9. The answer key
     # ---------------------------------------------------------------------------------------
-    def _answer_key(self, warnings: list) -> dict:
+    def _answer_key(self, warnings: list) -> tuple[dict, list, dict]:
+        """The answer key, but for the rows its problems cite (the files may not be written yet):
+        returns (key, [(problem, rowmap key, required)], findings) for :meth:`_finish_key`."""
         st = self.settings
         findings = self.book.evaluate(self.households)
         problems = []
+        deferred = [(e, e["row"], True) for e in warnings]
         blocking: dict[int, set] = {}
         for pl in self.plants:
             hh: Household = pl["hh"]
@@ -1801,13 +1833,13 @@ class Generator:
             if pl.get("missed"):
                 entry["file"] = None
             elif pl.get("missing"):
-                entry["row"] = self.rowmap.get((S.SHEET_HOUSEHOLDS, hh.key, None))
+                deferred.append((entry, (S.SHEET_HOUSEHOLDS, hh.key, None), False))
                 entry["person_id"] = p.pid
             elif pl["sheet"] == S.SHEET_MEMBERS:
-                entry["row"] = self.rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)]
+                deferred.append((entry, (S.SHEET_MEMBERS, hh.key, p.pid), True))
                 entry["person_id"] = p.pid
             else:
-                entry["row"] = self.rowmap[(S.SHEET_HOUSEHOLDS, hh.key, None)]
+                deferred.append((entry, (S.SHEET_HOUSEHOLDS, hh.key, None), True))
             if pl["col"]:
                 cols = S.MEMBER_COLUMNS if pl["sheet"] == S.SHEET_MEMBERS else S.HOUSEHOLD_COLUMNS
                 entry["column"] = next(c.label for c in cols if c.key == pl["col"])
@@ -1822,8 +1854,6 @@ class Generator:
             if "b10" in v.roles:
                 problems.append({"rule": "B10", "village_code": v.code, "file": None, "sheet": None, "row": None,
                                  "column": None, "head_id": None})
-        problems.sort(key=lambda e: (e["rule"][0], int(e["rule"][1:]), e["village_code"], e["file"] or "",
-                                     e["sheet"] or "", e["row"] or 0))
         # households
         entries = []
         bunch_pool: dict[str, list] = {}
@@ -1904,7 +1934,16 @@ class Generator:
             "bunching": bunching,
             "planted": self.book.planted_key(),
         }
-        key["counts"] = self._counts(key, entries, problems, findings)
+        return key, deferred, findings
+
+    def _finish_key(self, key: dict, deferred: list, findings: dict) -> dict:
+        """Fill in the rows the problems cite (the files are written) and sort the problems."""
+        for entry, rowkey, required in deferred:
+            entry["row"] = self.rowmap[rowkey] if required else self.rowmap.get(rowkey)
+        problems = key["problems"]
+        problems.sort(key=lambda e: (e["rule"][0], int(e["rule"][1:]), e["village_code"], e["file"] or "",
+                                     e["sheet"] or "", e["row"] or 0))
+        key["counts"] = self._counts(key, key["households"], problems, findings)
         return key
 
     def _focus(self, hh: Household) -> list:
@@ -2027,6 +2066,65 @@ class Generator:
             "bunching_households": sum(len(x) for x in key["bunching"].values()),
             "department_rows": self.book.row_counts(),
         }
+
+
+# ------------------------------------------------------------------------------------------
+# The answer key as JSON
+# ------------------------------------------------------------------------------------------
+
+_encode_str = json.encoder.encode_basestring  # what json.dumps(..., ensure_ascii=False) uses
+
+
+def _json(obj, level: int) -> str:
+    """``json.dumps(obj, ensure_ascii=False, indent=1)`` for a value that starts on a line
+    indented by ``level`` spaces (the same text, faster for the key's flat household entries)."""
+    cls = obj.__class__
+    if cls is str:
+        return _encode_str(obj)
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if cls is int:
+        return int.__repr__(obj)
+    if cls is list or cls is tuple:
+        if not obj:
+            return "[]"
+        ind = "\n" + " " * (level + 1)
+        return "[" + ind + ("," + ind).join([_json(x, level + 1) for x in obj]) + "\n" + " " * level + "]"
+    if cls is dict and all(k.__class__ is str for k in obj):
+        if not obj:
+            return "{}"
+        ind = "\n" + " " * (level + 1)
+        return "{" + ind + ("," + ind).join([f"{_encode_str(k)}: {_json(v, level + 1)}" for k, v in obj.items()]) \
+            + "\n" + " " * level + "}"
+    # anything else (floats, other keys, subclasses): json itself, moved to this indentation
+    # (JSON text has no raw line breaks inside strings)
+    return json.dumps(obj, ensure_ascii=False, indent=1).replace("\n", "\n" + " " * level)
+
+
+def write_json(path: Path, obj: dict, stream: str) -> None:
+    """Write ``json.dumps(obj, ensure_ascii=False, indent=1)`` to ``path`` (UTF-8), the list
+    ``obj[stream]`` written a slice at a time instead of being built as one string."""
+    marker = "\x00" + stream + "\x00"
+    text = json.dumps({k: (marker if k == stream else v) for k, v in obj.items()}, ensure_ascii=False, indent=1)
+    head, tail = text.split(_encode_str(marker))
+    items = obj[stream]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head)
+        if not items:
+            f.write("[]")
+        else:
+            f.write("[\n  ")
+            sep = ",\n  "
+            for i in range(0, len(items), 2000):
+                if i:
+                    f.write(sep)
+                f.write(sep.join([_json(e, 2) for e in items[i:i + 2000]]))
+            f.write("\n ]")
+        f.write(tail)
 
 
 # ------------------------------------------------------------------------------------------
