@@ -107,16 +107,35 @@ def cmd_ui(args: argparse.Namespace) -> int:
     print(f"回头看 UI:  http://127.0.0.1:{args.port}   (sensors and the nightly schedule are on)")
     print(f"downloads:  {files_url}/   (read-only: {reports})")
     print(f"DAGSTER_HOME={home}   data root {raw}")
+    # Ctrl-C and `kill` both stop everything: started in the background, a process inherits an
+    # ignored SIGINT (and dagster dev with it), and SIGTERM would leave dagster dev running.
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     proc = subprocess.Popen(dagster_dev_command(args.port, workspace), cwd=workspace.parent)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return 1
+        return stop_dagster_dev(proc)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         files.shutdown()
         files.server_close()
+
+
+def stop_dagster_dev(proc: subprocess.Popen, timeout: float = 60) -> int:
+    """dagster dev shuts its webserver, daemon and code servers down on SIGINT; kill if it hangs."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout / 2)
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    return 0 if proc.returncode in (0, -signal.SIGINT, 130) else 1

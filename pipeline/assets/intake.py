@@ -21,6 +21,7 @@ from pipeline.io.peek import peek_village_code
 from pipeline.io.survey import UnreadableWorkbook, read_survey
 from pipeline.metadata import masked_sample
 from pipeline.partitions import village_partitions
+from pipeline.readiness import local_time
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource, replace_table
 from pipeline.rules.clean import clean_survey
 from pipeline.rules.problems import PROBLEM_COLUMNS, RULES
@@ -121,7 +122,7 @@ def village_submission(context: dg.AssetExecutionContext, paths: PathsResource,
     if row is None:
         context.log.warning(f"村 {code}: {record['status']} {error}")
     by_rule = Counter(p.rule for p in problems)
-    submitted = dt.datetime.fromtimestamp(row.mtime).isoformat(timespec="seconds") if row is not None else None
+    submitted = local_time(row.mtime) if row is not None else None
     return dg.MaterializeResult(metadata={
         "status": record["status"],
         "file": row.file if row is not None else "",
