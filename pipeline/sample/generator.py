@@ -426,12 +426,17 @@ class Generator:
                                                   (S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid if pl["person"] else None))}
         # the answer key is worked out while the workers write (it needs only the model; the
         # rows it cites are filled in from what the workers report, when they are done)
+        path = self.out / ANSWER_KEY
         found: list = []
-        self._run_jobs(jobs, meanwhile=lambda: found.append(self._answer_key(warnings)))
+
+        def meanwhile():
+            found.append(self._answer_key(warnings))
+            write_json_head(path, found[0][0], stream="households")  # all before "problems" is final
+
+        self._run_jobs(jobs, meanwhile=meanwhile)
         self._registry = None  # written: free the rows
         key = self._finish_key(*found[0])
-        path = self.out / ANSWER_KEY
-        write_json(path, key, stream="households")
+        write_json_tail(path, key, stream="households")
         self._touch(path, 0)
         return key
 
@@ -1816,9 +1821,9 @@ class Generator:
     # ---------------------------------------------------------------------------------------
     # 9. The answer key
     # ---------------------------------------------------------------------------------------
-    def _answer_key(self, warnings: list) -> tuple[dict, list, dict]:
-        """The answer key, but for the rows its problems cite (the files may not be written yet):
-        returns (key, [(problem, rowmap key, required)], findings) for :meth:`_finish_key`."""
+    def _answer_key(self, warnings: list) -> tuple[dict, list]:
+        """The answer key, but for the rows its problems cite and their order (the files may not
+        be written yet): returns (key, [(problem, rowmap key, required)]) for :meth:`_finish_key`."""
         st = self.settings
         findings = self.book.evaluate(self.households)
         problems = []
@@ -1934,16 +1939,15 @@ class Generator:
             "bunching": bunching,
             "planted": self.book.planted_key(),
         }
-        return key, deferred, findings
+        key["counts"] = self._counts(key, entries, problems, findings)  # (no count needs a row)
+        return key, deferred
 
-    def _finish_key(self, key: dict, deferred: list, findings: dict) -> dict:
+    def _finish_key(self, key: dict, deferred: list) -> dict:
         """Fill in the rows the problems cite (the files are written) and sort the problems."""
         for entry, rowkey, required in deferred:
             entry["row"] = self.rowmap[rowkey] if required else self.rowmap.get(rowkey)
-        problems = key["problems"]
-        problems.sort(key=lambda e: (e["rule"][0], int(e["rule"][1:]), e["village_code"], e["file"] or "",
-                                     e["sheet"] or "", e["row"] or 0))
-        key["counts"] = self._counts(key, key["households"], problems, findings)
+        key["problems"].sort(key=lambda e: (e["rule"][0], int(e["rule"][1:]), e["village_code"], e["file"] or "",
+                                            e["sheet"] or "", e["row"] or 0))
         return key
 
     def _focus(self, hh: Household) -> list:
@@ -2105,12 +2109,19 @@ def _json(obj, level: int) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=1).replace("\n", "\n" + " " * level)
 
 
-def write_json(path: Path, obj: dict, stream: str) -> None:
-    """Write ``json.dumps(obj, ensure_ascii=False, indent=1)`` to ``path`` (UTF-8), the list
-    ``obj[stream]`` written a slice at a time instead of being built as one string."""
+def _split_at(obj: dict, stream: str) -> tuple[str, str]:
+    """The JSON text of ``obj`` before and after the value of ``obj[stream]``."""
     marker = "\x00" + stream + "\x00"
     text = json.dumps({k: (marker if k == stream else v) for k, v in obj.items()}, ensure_ascii=False, indent=1)
     head, tail = text.split(_encode_str(marker))
+    return head, tail
+
+
+def write_json_head(path: Path, obj: dict, stream: str) -> None:
+    """Write ``json.dumps(obj, ensure_ascii=False, indent=1)`` to ``path`` (UTF-8) up to and
+    including the list ``obj[stream]`` (a slice at a time, never built as one string); the rest
+    is :func:`write_json_tail`'s (the values after the list may still change until then)."""
+    head, _ = _split_at(obj, stream)
     items = obj[stream]
     with open(path, "w", encoding="utf-8") as f:
         f.write(head)
@@ -2124,7 +2135,19 @@ def write_json(path: Path, obj: dict, stream: str) -> None:
                     f.write(sep)
                 f.write(sep.join([_json(e, 2) for e in items[i:i + 2000]]))
             f.write("\n ]")
+
+
+def write_json_tail(path: Path, obj: dict, stream: str) -> None:
+    """Append what follows ``obj[stream]`` to the file :func:`write_json_head` began."""
+    _, tail = _split_at(obj, stream)
+    with open(path, "a", encoding="utf-8") as f:
         f.write(tail)
+
+
+def write_json(path: Path, obj: dict, stream: str) -> None:
+    """``json.dumps(obj, ensure_ascii=False, indent=1)`` to ``path``, ``obj[stream]`` streamed."""
+    write_json_head(path, obj, stream)
+    write_json_tail(path, obj, stream)
 
 
 # ------------------------------------------------------------------------------------------

@@ -191,6 +191,9 @@ class Worksheet(_Worksheet):
                     out.clear()
                     self._write_cell(r, c, cell)
             append("</row>")
+            if len(out) > 100000:  # a big sheet goes out in pieces, not as one list of cells
+                fh.write("".join(out))
+                out.clear()
         fh.write("".join(out))
 
     def _fast_to_slow(self) -> None:
