@@ -187,7 +187,9 @@ def _read_result(args: tuple[Path, Path]) -> FileResult:
 
 def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
     """Read and clean workbooks; in parallel processes when there are enough of them."""
-    workers = workers or (os.cpu_count() or 1)
+    # Serial by default: forking while the warehouse connection's threads are alive can deadlock
+    # the children (seen under load). HUITOUKAN_INGEST_WORKERS opts in where no connection is open.
+    workers = workers or int(os.environ.get("HUITOUKAN_INGEST_WORKERS", "1"))
     jobs = [(root, p) for p in paths]
     if workers <= 1 or len(paths) < 4:
         return [_read_result(j) for j in jobs]
