@@ -1,4 +1,5 @@
-"""Great Expectations suites on the cleaned households and members, built in code.
+"""Great Expectations suites on the cleaned households and members (and the ID column of each
+department extract), built in code.
 
 Each suite validates a pandas frame read from the warehouse (GE's SQLAlchemy path does not work
 on DuckDB). The frames hold no name and no ID: rows are named by their surrogate key (``hh_uid``,
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.rules.ids import CHECK_CHARS, WEIGHTS
@@ -33,6 +35,7 @@ from pipeline.rules.problems import MAX_AGE, SCHOOL_AGE_RANGES
 from pipeline.rules.quality import PHONE_OK_SQL
 from pipeline.schema import (
     AMOUNT_KEYS,
+    DEPARTMENTS,
     DISABILITY_GRADES,
     DISABILITY_TYPES,
     EDUCATION_LEVELS,
@@ -230,7 +233,34 @@ MEMBERS = Suite(
     ),
 )
 
-SUITES: dict[str, Suite] = {s.name: s for s in (HOUSEHOLDS, MEMBERS)}
+def department_suite(dept) -> Suite:
+    """A department extract (rules/crosscheck.py reads it into ``dept_<key>``): its rows are matched
+    on the ID, so an ID that is invalid after repair is a row the cross-check can never use."""
+    from pipeline.rules.crosscheck import dept_table
+
+    table = dept_table(dept.key)
+    return Suite(
+        name=table,
+        asset=table,
+        key="row_uid",
+        id_column="person_id",
+        sql=f"""
+            SELECT _file || '|' || _row AS row_uid, coalesce(id_status, 'missing') AS person_id_status,
+                   regexp_replace(person_id, '[0-9]', '9', 'g') AS person_id_shape, person_id
+            FROM {table} ORDER BY _file, _row""",
+        sample_sql=f"SELECT _file || '|' || _row AS key, '' AS village_code, _file AS file, _row AS row, "
+                   f"NULL AS name, person_id AS id FROM {table}",
+        expectations=(
+            _in_set("person_id_valid", "person_id_status", VALID_ID_STATUSES,
+                    f"{dept.name}数据的“{dept.id_column}”有效（15位旧号码、小写x、空格已修复）；无效的行无法比对"),
+            Expect("person_id_form", "ExpectColumnValuesToMatchRegex",
+                   {"column": "person_id_shape", "regex": ID_SHAPE}, "规范化后的证件号码为18位"),
+            _true("person_id_check_character", "person_id_check_ok", "规范化后的证件号码校验位正确"),
+        ),
+    )
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (HOUSEHOLDS, MEMBERS, *(department_suite(d) for d in DEPARTMENTS))}
 
 
 def check_character_ok(value: object) -> bool | None:
@@ -258,9 +288,11 @@ def validation_frame(con, suite: Suite, key: bytes | None = None) -> pd.DataFram
         ids = frame.pop(suite.id_column)
         frame[f"{suite.id_column}_check_ok"] = pd.array([check_character_ok(v) for v in ids], dtype="boolean")
         frame[f"{suite.id_column}_token"] = [_token(key, v) for v in ids]
-    for column in frame.columns:
-        if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, bool)).any():
-            frame[column] = frame[column].astype("boolean")
+    for column in frame.columns:  # flags with NULLs come back as objects: make them nullable booleans
+        if frame[column].dtype == object:
+            first = frame[column].first_valid_index()
+            if first is not None and isinstance(frame[column].at[first], (bool, np.bool_)):
+                frame[column] = frame[column].astype("boolean")
     return frame
 
 

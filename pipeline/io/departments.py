@@ -239,8 +239,13 @@ def _table(data: pd.DataFrame, header: Sequence, rows: np.ndarray, dept: Departm
 def _read_workbook(path: Path, dept: Department) -> _Table:
     from python_calamine import CalamineWorkbook
 
+    from pipeline.io.survey import UnreadableWorkbook, check_container
+
     try:
+        check_container(path)  # too large, a zip bomb, encrypted: refused before calamine inflates it
         workbook = CalamineWorkbook.from_path(str(path))
+    except UnreadableWorkbook as exc:
+        raise _Unreadable(f"无法作为Excel工作簿读取：{exc}") from exc
     except Exception as exc:  # noqa: BLE001
         raise _Unreadable(_workbook_error(exc)) from exc
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io.survey import UnreadableWorkbook, normalize_label, read_survey
+from pipeline.io.survey import UnreadableWorkbook, check_container, normalize_label, read_survey
 from pipeline.rules.clean import clean_survey, empty_frame
 from pipeline.rules.ids import repair_id
 from pipeline.rules.problems import Problem
@@ -60,9 +60,11 @@ def list_files(folder: Path, suffixes: tuple[str, ...] | None = None) -> list[Pa
 
 
 def is_settled(path: Path, now: float | None = None) -> bool:
-    """False while a file's last change is younger than SETTLE_SECONDS (still being copied)."""
+    """False while a file's last change is younger than SETTLE_SECONDS (still being copied). A
+    time ahead of the clock by more than that (a file copied with its time from a machine whose
+    clock runs ahead) is not a copy in progress: it would otherwise never be read."""
     now = dt.datetime.now().timestamp() if now is None else now
-    return now - path.stat().st_mtime >= SETTLE_SECONDS
+    return abs(now - path.stat().st_mtime) >= SETTLE_SECONDS
 
 
 def read_villages(root: Path) -> pd.DataFrame:
@@ -95,6 +97,7 @@ def read_registry(root: Path) -> RegistryRead:
     labels = {normalize_label(v): k for k, v in REGISTRY_COLUMNS.items()}
     for path in list_files(root / REGISTRY_DIR, SURVEY_SUFFIXES):
         try:
+            check_container(path)  # too large, a zip bomb, encrypted: refused before calamine inflates it
             sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
             rows = sheet.to_python(skip_empty_area=False)
             header = [labels.get(normalize_label(h)) for h in rows[0]]

@@ -75,7 +75,10 @@ def _is_blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _check_container(path: Path) -> None:
+def check_container(path: Path) -> None:
+    """Refuse, before any parser sees it, a workbook that is empty, too large, a zip bomb,
+    encrypted or not a workbook at all; every workbook input goes through here first (calamine
+    inflates a zip part into memory whole: a small file can ask for gigabytes)."""
     size = path.stat().st_size
     if size == 0:
         raise UnreadableWorkbook("文件为空（0字节）")
@@ -99,11 +102,14 @@ def _check_container(path: Path) -> None:
         raise UnreadableWorkbook("不是Excel文件（文件头无法识别）或文件已损坏")
 
 
+_check_container = check_container  # the name pipeline.io.peek imports
+
+
 def read_survey(path: Path) -> SurveyRead:
     """Read a survey workbook; raises UnreadableWorkbook with a reason when it cannot."""
     from python_calamine import CalamineWorkbook
 
-    _check_container(path)
+    check_container(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
     except Exception as exc:  # calamine raises several types for damaged files

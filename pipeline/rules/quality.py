@@ -26,12 +26,21 @@ from pipeline.rules.problems import (
 from pipeline.schema import HEAD, HH_REGISTERED, SHEET_HOUSEHOLDS, SHEET_MEMBERS, STATUS_REMOVED
 
 H, M = SHEET_HOUSEHOLDS, SHEET_MEMBERS
-REGISTRY_SHEET = "建档立卡名册"
 
 
 def _link(alias: str) -> str:
     """The household link inside hh_key (``<村代码>|<link>``): the head's ID, or ``raw:<as typed>``."""
     return f"substr({alias}.hh_key, length({alias}.village_code) + 2)"
+
+
+def _mask_name_sql(expr: str) -> str:
+    """``mask_name`` in SQL: 张三 -> 张*."""
+    return f"coalesce(left({expr}, 1) || repeat('*', greatest(1, length({expr}) - 1)), '')"
+
+
+def _mask_id_sql(expr: str) -> str:
+    """``mask_id`` in SQL: 210505********123X."""
+    return f"(left({expr}, 6) || repeat('*', greatest(0, length({expr}) - 10)) || right({expr}, 4))"
 
 
 HH_ANCHOR = f"coalesce({_link('h')}, 'name:' || coalesce(h.head_name, ''))"
@@ -89,15 +98,27 @@ RELATIONAL_SQL: dict[str, str] = {
                {MEMBER_ANCHOR}, NULL
         FROM members m WHERE m.hh_key IS NULL
            OR NOT EXISTS (SELECT 1 FROM households h WHERE h.hh_key = m.hh_key)""",
+    # B5 points where the fix is: an extra 户主 row in 家庭成员情况 (the ones who are not the
+    # household's head; when none is, all but the first), or the household row when it has no 户主
+    # or its 户主's ID differs from 户主身份证号.
     "B5": f"""
         WITH heads AS (
             SELECT hh_key, count(*) FILTER (WHERE relation = '{HEAD}') AS n_heads,
                    any_value(person_id) FILTER (WHERE relation = '{HEAD}') AS head_person
-            FROM members WHERE hh_key IS NOT NULL GROUP BY hh_key)
-        SELECT h.village_code, h.file, '{H}', h.row, '与户主关系', CAST(x.n_heads AS VARCHAR), 'text',
-               '家庭成员情况表中该户有' || x.n_heads || '名户主（应为1名）', {HH_ANCHOR}, h.hh_key
+            FROM members WHERE hh_key IS NOT NULL GROUP BY hh_key),
+        extra AS (
+            SELECT m.*, x.n_heads,
+                   row_number() OVER (PARTITION BY m.hh_key
+                                      ORDER BY coalesce(m.person_id = {_link('m')}, false) DESC, m.row) AS k
+            FROM members m JOIN heads x USING (hh_key) WHERE x.n_heads > 1 AND m.relation = '{HEAD}')
+        SELECT m.village_code, m.file, '{M}', m.row, '与户主关系', m.relation, 'text',
+               '该户在家庭成员情况表中有' || m.n_heads || '名户主（应为1名）', {MEMBER_ANCHOR}, m.hh_key
+        FROM extra m WHERE m.k > 1
+        UNION ALL
+        SELECT h.village_code, h.file, '{H}', h.row, NULL, NULL, 'text',
+               '家庭成员情况表中该户没有与户主关系为“户主”的成员', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN heads x USING (hh_key)
-        WHERE x.n_heads <> 1
+        WHERE x.n_heads = 0
         UNION ALL
         SELECT h.village_code, h.file, '{H}', h.row, '户主身份证号', h.head_id, 'id',
                '家庭成员情况表中户主本人的身份证号与户主身份证号不一致', {HH_ANCHOR}, h.hh_key
@@ -105,26 +126,31 @@ RELATIONAL_SQL: dict[str, str] = {
         WHERE x.n_heads = 1 AND h.head_id IS NOT NULL AND x.head_person IS NOT NULL
           AND x.head_person <> h.head_id""",
     # 漏户: a registered household (any member not 清退) none of whose members is in any survey,
-    # in a village that has submitted (a village that has not is one B10, not a B9 per household).
-    # 漏人: a registered member (not 清退) found in no survey while their household was surveyed.
+    # in a village that has submitted (a village that has not is one B10, not a B9 per household);
+    # it has no place in the village's file, the message names its 户编号. 漏人: a registered member
+    # (not 清退) found in no survey while their household was surveyed; it points at that
+    # household's row. Names and IDs in messages are masked here, in SQL.
     "B9": f"""
         WITH submitted AS (SELECT DISTINCT village_code FROM households),
-        reg AS (SELECT r.*, m.hh_key AS surveyed_hh, m.village_code AS surveyed_village
+        reg AS (SELECT r.*, m.hh_key AS surveyed_hh
                 FROM registry r LEFT JOIN members m ON m.person_id = r.person_id
                 WHERE r.status <> '{STATUS_REMOVED}' AND r.person_id IS NOT NULL AND r.hh_no IS NOT NULL),
-        hh AS (SELECT hh_no, any_value(village_code) AS village_code, min(_file) AS file, min(_row) AS row,
-                      any_value(head_name) AS head_name,
-                      any_value(surveyed_hh) FILTER (WHERE surveyed_hh IS NOT NULL) AS surveyed_hh,
-                      any_value(surveyed_village) FILTER (WHERE surveyed_village IS NOT NULL) AS surveyed_village
-               FROM reg GROUP BY hh_no)
-        SELECT hh.village_code, hh.file, '{REGISTRY_SHEET}', hh.row, '户编号', hh.head_name, 'name',
-               '建档立卡户（户编号' || hh.hh_no || '）未入户调查（漏户）', 'hh:' || hh.hh_no, NULL
+        hh AS (SELECT hh_no, any_value(village_code) AS village_code,
+                      any_value(head_name) FILTER (WHERE head_name IS NOT NULL) AS head_name,
+                      any_value(surveyed_hh) FILTER (WHERE surveyed_hh IS NOT NULL) AS surveyed_hh
+               FROM reg GROUP BY hh_no),
+        place AS (SELECT hh_key, any_value(village_code) AS village_code, min(file) AS file, min("row") AS row
+                  FROM households GROUP BY hh_key)
+        SELECT hh.village_code, NULL, NULL, NULL, NULL, hh.head_name, 'name',
+               '建档立卡户（户编号' || hh.hh_no || '，户主' || {_mask_name_sql('hh.head_name')}
+               || '）未入户调查（漏户）', 'hh:' || hh.hh_no, NULL
         FROM hh WHERE hh.surveyed_hh IS NULL AND hh.village_code IN (SELECT village_code FROM submitted)
         UNION ALL
-        SELECT coalesce(hh.surveyed_village, r.village_code), r._file, '{REGISTRY_SHEET}', r._row, '姓名', r.name, 'name',
-               '建档立卡成员（户编号' || r.hh_no || '）不在已调查的户中（漏人）', 'person:' || r.person_id, hh.surveyed_hh
-        FROM reg r JOIN hh USING (hh_no)
-        WHERE r.surveyed_hh IS NULL AND hh.surveyed_hh IS NOT NULL""",
+        SELECT p.village_code, p.file, '{H}', p.row, NULL, r.name, 'name',
+               '建档立卡成员' || {_mask_name_sql('r.name')} || '（' || {_mask_id_sql('r.person_id')}
+               || '，户编号' || r.hh_no || '）没有列入本户的家庭成员情况表（漏人）', 'person:' || r.person_id, hh.surveyed_hh
+        FROM reg r JOIN hh USING (hh_no) JOIN place p ON p.hh_key = hh.surveyed_hh
+        WHERE r.surveyed_hh IS NULL""",
     "B10": """
         SELECT v.village_code, NULL, NULL, NULL, NULL, v.village_name, 'text',
                v.subdistrict_name || v.village_name || '（涉农村）没有报送入户调查表', 'village:' || v.village_code, NULL
@@ -192,7 +218,7 @@ RELATIONAL_SQL: dict[str, str] = {
                {MEMBER_ANCHOR}, m.hh_key
         FROM members m WHERE m.birth_date > {{ref_date}} OR m.age > {MAX_AGE}""",
     "W8": f"""
-        SELECT h.village_code, h.file, '{H}', h.row, '工资性收入', '0', 'text',
+        SELECT h.village_code, h.file, '{H}', h.row, NULL, '0', 'text',
                '工资性、生产经营性、财产性、转移性收入均为0', {HH_ANCHOR}, h.hh_key
         FROM households h JOIN household_income i USING (hh_uid)
         WHERE h.wage_income = 0 AND h.business_income = 0 AND h.property_income = 0 AND i.transfer_used = 0""",

@@ -102,6 +102,9 @@ def blank_means_no(values: pd.Series) -> bool:
 
 
 CENT = Decimal("0.01")
+# No amount (yuan) or count of a household comes near this; a larger cell is an ID or a phone
+# number typed into the wrong column, or a typo — and would overflow the warehouse's integers.
+MAX_DIGITS = 12  # |value| < 10**12
 
 
 def to_cents(amount: Decimal) -> int:
@@ -129,6 +132,8 @@ def normalize_amount(value: object) -> tuple[int | None, str]:
             return None, "不是数字"
         if not amount.is_finite():
             return None, "不是数字"
+    if amount and amount.adjusted() >= MAX_DIGITS:  # (no arithmetic: abs() of 1E999999999 overflows)
+        return None, "不是数字（数值过大）"
     if amount < 0:
         return to_cents(amount), "金额为负数"
     return to_cents(amount), ""
@@ -140,11 +145,15 @@ def normalize_int(value: object) -> tuple[int | None, str]:
     if isinstance(value, bool):
         return None, "不是整数"
     if isinstance(value, (int, float)):
+        if not abs(value) < 10**MAX_DIGITS:  # also inf
+            return None, "不是整数"
         return (int(value), "") if float(value).is_integer() else (None, "不是整数")
     text = unicodedata.normalize("NFKC", _SPACES.sub("", str(value))).rstrip("人口个月")
     try:
         number = Decimal(text)
     except InvalidOperation:
+        return None, "不是整数"
+    if not number.is_finite() or (number and number.adjusted() >= MAX_DIGITS):  # "inf"; int() of 1E999999999 would not end
         return None, "不是整数"
     return (int(number), "") if number == number.to_integral_value() else (None, "不是整数")
 
