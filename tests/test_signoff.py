@@ -144,6 +144,7 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
     assert meta["departments returned"].value == "9/9"
     assert meta["days left"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18, "区级汇总、签字": 22}
     assert meta["download"].value.startswith("http://127.0.0.1:3001/")
+    assert meta["quality report"].value == "http://127.0.0.1:3001/quality/"
     assert set(meta["submitted at"].value) == {V1, V2}
     import openpyxl
 

@@ -9,7 +9,7 @@ real village and department files carry, and writes the answer key to ``out/.ans
 The answer key is computed from the generator's own ground truth (the people, households and
 department records it made), by the rules of rules.md with the given Settings, and never by
 pipeline code. Same seed and size give byte-identical files (xlsx creation time, zip entry
-times and file modification times are fixed).
+times and file modification times are fixed), however many worker processes write them.
 
 Order of work (each step only looks at what earlier steps fixed):
 
@@ -22,7 +22,13 @@ Order of work (each step only looks at what earlier steps fixed):
 5. no accidental bunching elsewhere (households nudged until no other village triggers W6);
 6. participation (是否申请纳入, 民主评议结果, 主要致贫原因) for the households that need it;
 7. planted cross-check hits and decoys (departments.py), then each household's income items;
-8. the files; then the answer key, evaluating the rules on the truth.
+8. the files, written by forked worker processes (each file from the finished model and its own
+   seeded RNG, so the bytes never depend on which worker writes it or when); meanwhile the answer
+   key, evaluating the rules on the truth, and last the rows it cites, as the workers report them.
+
+Large districts (a million people) are the benchmark's: the model is built once in this process,
+the xlsx cells go through ``xlsxfast`` (XlsxWriter's output, byte for byte, at a fraction of the
+cost per cell) and a worker holds one workbook at a time.
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
-
 
 from pipeline import schema as S
 from pipeline.rules.ids import CHECK_CHARS as ID_CHECK_CHARS
@@ -96,14 +101,9 @@ SURNAMES = (
     "孔向汤关佟那富常鲁温"
 )
 _SURNAME_WEIGHTS = [1.0 / (i + 6) for i in range(len(SURNAMES))]
-# rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0], without accumulating the weights at every call
+# for rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0] without accumulating the weights at every call
 _SURNAME_CUM = list(itertools.accumulate(_SURNAME_WEIGHTS))
 _SURNAME_TOTAL = _SURNAME_CUM[-1] + 0.0
-_SURNAME_HI = len(SURNAMES) - 1
-
-
-def _surname(rng: random.Random) -> str:
-    return SURNAMES[bisect.bisect(_SURNAME_CUM, rng.random() * _SURNAME_TOTAL, 0, _SURNAME_HI)]
 MALE_CHARS = (
     "伟刚勇毅俊峰强军平保东文辉力明永健世广志义兴良海山仁波宁贵福生龙元全国胜学祥才发武新利清飞彬富顺信"
     "子杰涛昌成康星光天达安岩中茂进林有坚和彪博诚先敬震振壮会思群豪心邦承乐绍功松善厚庆磊民友裕河哲江超"
@@ -315,11 +315,17 @@ class IdMaker:
             if first17 not in self.used:
                 self.used.add(first17)
                 if fast:
-                    return first17 + ID_CHECK_CHARS[(base + _W14 * (seq // 100) + _W15 * (seq // 10 % 10) + _W16 * (seq % 10)) % 11]
+                    total = base + _W14 * (seq // 100) + _W15 * (seq // 10 % 10) + _W16 * (seq % 10)
+                    return first17 + ID_CHECK_CHARS[total % 11]
                 return first17 + check_char(first17)
 
 
 _WEIGHT_TOTALS: dict = {}
+
+
+def _surname(rng: random.Random) -> str:
+    """``rng.choices(SURNAMES, _SURNAME_WEIGHTS)[0]``: the same draw, the same name."""
+    return SURNAMES[bisect.bisect(_SURNAME_CUM, rng.random() * _SURNAME_TOTAL, 0, len(SURNAMES) - 1)]
 
 
 def _wchoice(rng: random.Random, pairs) -> Any:
@@ -393,6 +399,8 @@ class Generator:
         self.ignored: list[str] = []
         self.unreadable: list[str] = []
         self.rowmap: dict = {}  # (sheet, hh.key, pid|None) -> Excel row, for the rows the answer key cites
+        self._needed_rows: set = set()  # the keys of those rows
+        self._registry: tuple | None = None  # (header, rows of each file) until the files are written
         self.book = dep.Extracts(settings, random.Random(f"{seed}:departments"), self.ids, self)
         self.mtime_base = dt.datetime(2019, 4, 26, 17, 0, tzinfo=TZ).timestamp()
 
@@ -416,14 +424,17 @@ class Generator:
         self.book.unrelated(self.count(1200, 60))
         self._write_villages_csv()
         # Every other file depends only on the finished model and its own seeded RNG, so the
-        # files are planned here (names, RNG seeds, department rows) and written by workers.
+        # files are planned here (names, RNG names, registry rows) and written by workers.
         jobs = self._plan_registry()
         jobs += self._plan_departments()
         jobs += self._plan_surveys()
         warnings = self._warnings()
-        self._needed_rows = {e["row"] for e in warnings} | {
-            key for pl in self.plants for key in ((S.SHEET_HOUSEHOLDS, pl["hh"].key, None),
-                                                  (S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid if pl["person"] else None))}
+        # the rows the key cites (the workers report only these)
+        self._needed_rows = {e["row"] for e in warnings}
+        for pl in self.plants:
+            self._needed_rows.add((S.SHEET_HOUSEHOLDS, pl["hh"].key, None))
+            if pl["person"] is not None:
+                self._needed_rows.add((S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid))
         # the answer key is worked out while the workers write (it needs only the model; the
         # rows it cites are filled in from what the workers report, when they are done)
         path = self.out / ANSWER_KEY

@@ -28,7 +28,6 @@ from xlsxwriter.worksheet import Worksheet as _Worksheet
 # A shared string is written as "<si><t>s</t></si>" unless it needs an escape (XML or _xHHHH_),
 # a preserve-whitespace attribute or is a rich string: those go through XlsxWriter's own rules.
 _SPECIAL = re.compile("[\x00-\x08\x0b-\x1f&<>\ufffe\uffff]|_x[0-9a-fA-F]{4}_|^\\s|\\s$")
-_XML_SPECIAL = re.compile("[&<>\"\n]")
 _MAX_FAST_STRING = 16383  # longer strings may need XlsxWriter's 32k truncation check
 _INF = (float("inf"), float("-inf"))
 _COLS: list[str] = [xl_col_to_name(c) for c in range(256)]
