@@ -144,6 +144,7 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
     assert meta["departments returned"].value == "9/9"
     assert meta["days left"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18, "区级汇总、签字": 22}
     assert meta["download"].value.startswith("http://127.0.0.1:3001/")
+    assert meta["quality report"].value == "http://127.0.0.1:3001/quality/"
     assert set(meta["submitted at"].value) == {V1, V2}
     import openpyxl
 
@@ -292,7 +293,7 @@ def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
     finally:  # the drafts again, for the tests that follow on this district
         build_defs().resolve_job_def("full_rebuild").execute_in_process(
             instance=dg.DagsterInstance.get(),
-            asset_selection=[dg.AssetKey(k) for k in (*PACKAGE_ASSETS, "public_annex2", "public_annex3")])
+            asset_selection=[dg.AssetKey(k) for k in PACKAGE_ASSETS])
 
 
 def test_refused_when_an_input_arrived_after_the_drafts(clean):
