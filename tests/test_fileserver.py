@@ -44,6 +44,7 @@ def test_a_download_link_serves_the_file(served):
     path = reports / "draft" / "附件2_返贫（重点扶持）人口统计表.xlsx"
     url = download_url(path, reports)
     assert url.startswith(f"http://127.0.0.1:{port}/draft/")
+    assert download_url(reports, reports) == f"http://127.0.0.1:{port}/"
     response, body = request(port, "GET", url.split(str(port), 1)[1])
     assert response.status == 200 and body == b"PK\x03\x04 annex"
     assert response.getheader("Content-Type").startswith("application/vnd.openxmlformats")

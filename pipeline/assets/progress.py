@@ -22,6 +22,7 @@ from pipeline.readiness import (
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
 PROGRESS_FILE = "进度.xlsx"
+QUALITY_DIR = "quality"  # the Great Expectations Data Docs (reports/quality/index.html)
 SIGNED_DIR = "signed"
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
@@ -135,6 +136,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
             {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
              if r.必须修改 or r.请核实}),
         "signed packages": dg.MetadataValue.json(signed),
+        "quality report": dg.MetadataValue.url(paths.download_url(paths.reports / QUALITY_DIR) + "/"),
+        "all reports": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })
 

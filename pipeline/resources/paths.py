@@ -22,9 +22,9 @@ def env_path(name: str, default: str) -> str:
 
 def download_url(path: Path | str, reports_root: Path | str) -> str:
     """The file server's link to a file under the reports root (one click from the asset)."""
-    relative = Path(path).resolve().relative_to(Path(reports_root).resolve())
+    relative = Path(path).resolve().relative_to(Path(reports_root).resolve()).as_posix()
     base = env_path(ENV_DOWNLOAD_URL, DEFAULT_DOWNLOAD_URL).rstrip("/")
-    return f"{base}/{quote(relative.as_posix())}"
+    return f"{base}/{quote(relative) if relative != '.' else ''}"
 
 
 class PathsResource(dg.ConfigurableResource):
