@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from pipeline.io.inputs import FILE_READ, list_files
-from pipeline.rules.annex import ANNEXES
+from pipeline.rules.annex import ANNEXES, PUBLIC_DIR, PUBLIC_NOTICES
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
 
@@ -25,7 +25,6 @@ OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the district office's clock (schedules,
 DEPARTMENT_RETURNS_TABLE = "department_returns"  # written by the cross-check ingest, when present
 
 ANNEX1_FILE = "附件1_入户调查汇总表.xlsx"
-PUBLIC_FILES = ("附件2_公示名单.xlsx", "附件3_公示名单.xlsx")
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,9 @@ class PackageFile:
 PACKAGE_FILES: tuple[PackageFile, ...] = (
     PackageFile("附件1", f"draft/{ANNEX1_FILE}"),
     *(PackageFile(a.filename.split("_")[0], f"draft/{a.filename}") for a in ANNEXES.values()),
-    *(PackageFile(name.split("_")[0] + "公示", f"public/{name}") for name in PUBLIC_FILES),
+    *(PackageFile(n.filename.split("_")[0] + "公示", f"{PUBLIC_DIR}/{n.filename}") for n in PUBLIC_NOTICES.values()),
 )
-PACKAGE_ASSETS = ("annex1", *ANNEXES)  # the assets that write the drafts (公示 lists: cross-check's)
+PACKAGE_ASSETS = ("annex1", *ANNEXES, *PUBLIC_NOTICES)  # the assets that write those files
 
 
 def office_now() -> dt.datetime:
