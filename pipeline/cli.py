@@ -8,10 +8,17 @@ when the pipeline ran, and non-zero with a message when it could not run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not serialized by the CLI (the warehouse pool still is)
+    fcntl = None
 
 from pipeline.privacy import mask_text
 from pipeline.resources.paths import (
@@ -22,6 +29,7 @@ from pipeline.resources.paths import (
     ENV_REPORTS_DIR,
     ENV_WAREHOUSE,
     env_path,
+    private_dirs,
 )
 
 
@@ -62,14 +70,81 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+ENV_LOCK_TIMEOUT = "HUITOUKAN_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 3600.0
+LOCK_POLL_SECONDS = 0.5
+RUN_LOCK_TAG = "huitoukan/run_lock"  # on every run this command starts: the lock file it held
+
+
+class RunLockTimeout(Exception):
+    """Another run kept the warehouse longer than this run was willing to wait."""
+
+
+@contextlib.contextmanager
+def run_lock(warehouse: Path, timeout: float | None = None) -> Iterator[Path]:
+    """One ``huitoukan run`` per warehouse at a time: a second one says on stderr that it waits,
+    and waits up to ``timeout`` seconds (``$HUITOUKAN_LOCK_TIMEOUT``, default an hour) before it
+    starts, so it never meets DuckDB's file lock half-way and never publishes a mix of two runs.
+    The kernel releases the lock when its holder dies: a killed run never leaves it behind."""
+    if timeout is None:
+        timeout = float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT)
+    lock = warehouse.with_name(warehouse.name + ".lock").resolve()
+    private_dirs(lock.parent)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None and not _try_lock(fd):
+            print(f"另一个运行正在使用仓库 {warehouse}，等待它结束（最多等待 {timeout:g} 秒）……",
+                  file=sys.stderr, flush=True)
+            deadline = time.monotonic() + timeout
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise RunLockTimeout(f"等待 {timeout:g} 秒后仓库 {warehouse} 仍被另一个运行占用，本次未运行；"
+                                         f"请在它结束后重试（等待时长见 {ENV_LOCK_TIMEOUT}）")
+                time.sleep(LOCK_POLL_SECONDS)
+        yield lock
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def release_abandoned_runs(instance, lock: Path) -> list[str]:
+    """Close the runs an earlier ``huitoukan run`` on this warehouse left open when it was killed.
+
+    A killed run stays "started" in a persistent instance and keeps its slot of the warehouse
+    pool, so every later run would wait for that slot forever. Called while holding the run
+    lock: any run tagged with the same lock that is still in progress has lost its process."""
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+        tags={RUN_LOCK_TAG: str(lock)}))
+    for run in runs:
+        instance.report_run_failed(run, message="运行进程已中止（被终止或断电），由下一次 huitoukan run 关闭并释放仓库槽位")
+        with contextlib.suppress(NotImplementedError):
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [run.run_id for run in runs]
+
+
 def run_pipeline(selection: str | None = None, run_config: dict | None = None):
-    """Execute the full rebuild job in process; returns the Dagster result."""
+    """Execute the full rebuild job in process, holding the run lock of the warehouse; returns
+    the Dagster result. Raises RunLockTimeout when another run holds the warehouse too long."""
     from pipeline.definitions import build_defs
 
-    job = build_defs().resolve_job_def("full_rebuild")
-    config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "CRITICAL")}}}}
-    config.update(run_config or {})
-    return job.execute_in_process(instance=_instance(), raise_on_error=False, run_config=config)
+    with run_lock(Path(env_path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE))) as lock:
+        job = build_defs().resolve_job_def("full_rebuild")
+        config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "CRITICAL")}}}}
+        config.update(run_config or {})
+        instance = _instance()
+        release_abandoned_runs(instance, lock)
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
+                                      tags={RUN_LOCK_TAG: str(lock)})
 
 
 def _root_cause(error) -> str:
@@ -86,7 +161,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: data root {raw} does not exist (use --raw-dir or {ENV_RAW_DIR})", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    result = run_pipeline()
+    try:
+        result = run_pipeline()
+    except RunLockTimeout as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     elapsed = time.perf_counter() - started
     if not result.success:
         print("error: the pipeline could not run:", file=sys.stderr)
@@ -139,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=commands.cmd_ui)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    # Everything this command creates (warehouse, reports, logs, temp files, and what the UI's
+    # child processes write) is readable by its owner only: it carries names and ID numbers.
+    umask = os.umask(0o077)
+    try:
+        return args.func(args)
+    finally:
+        os.umask(umask)
 
 
 if __name__ == "__main__":

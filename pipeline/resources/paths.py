@@ -20,6 +20,19 @@ def env_path(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def private_dirs(folder: Path) -> Path:
+    """``mkdir -p`` where every folder it creates is its owner's only (0o700): ``Path.mkdir``
+    gives its mode to the last folder only, and the outputs hold names and ID numbers."""
+    folder = Path(folder)
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for item in reversed(missing):
+        item.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 def download_url(path: Path | str, reports_root: Path | str) -> str:
     """The file server's link to a file under the reports root (one click from the asset)."""
     relative = Path(path).resolve().relative_to(Path(reports_root).resolve()).as_posix()
@@ -46,5 +59,5 @@ class PathsResource(dg.ConfigurableResource):
 
     def report_path(self, *parts: str) -> Path:
         path = self.reports.joinpath(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         return path

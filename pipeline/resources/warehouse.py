@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipeline.resources.paths import DEFAULT_WAREHOUSE
+from pipeline.resources.paths import DEFAULT_WAREHOUSE, private_dirs
 
 LOCK_RETRIES = 30
 LOCK_WAIT_SECONDS = 1.0
@@ -27,7 +27,7 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         path = Path(self.database)
         if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dirs(path.parent)
         con = None
         for attempt in range(LOCK_RETRIES):
             try:
