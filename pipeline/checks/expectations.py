@@ -20,8 +20,6 @@ Great Expectations is imported lazily, inside :func:`validate`: importing it cos
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -273,22 +271,35 @@ def check_character_ok(value: object) -> bool | None:
     return CHECK_CHARS[total % 11] == value[17]
 
 
-def _token(key: bytes, value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]
+def check_character_sql(column: str) -> str:
+    """:func:`check_character_ok` as a DuckDB expression on ``column``."""
+    terms = " + ".join(f"TRY_CAST(substr({column}, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(WEIGHTS))
+    return (f"CASE WHEN {column} IS NULL THEN NULL "
+            f"WHEN NOT regexp_full_match({column}, '[0-9]{{17}}[0-9X]') THEN false "
+            f"ELSE substr('{CHECK_CHARS}', ({terms}) % 11 + 1, 1) = substr({column}, 18, 1) END")
+
+
+def validation_sql(suite: Suite) -> str:
+    """The suite's frame as SQL: the ID column is replaced, in DuckDB, by its check-character flag
+    and a keyed token (``$token_key``, drawn afresh every run), so no ID leaves the warehouse."""
+    if not suite.id_column:
+        return suite.sql
+    column = suite.id_column
+    return (f"SELECT * EXCLUDE ({column}), {check_character_sql(column)} AS {column}_check_ok, "
+            f"left(sha256($token_key || {column}), 16) AS {column}_token FROM ({suite.sql})")
 
 
 def validation_frame(con, suite: Suite, key: bytes | None = None) -> pd.DataFrame:
     """The suite's frame: the surrogate key and checkable columns; the ID column is replaced by
-    its check-character flag and a per-run token, then dropped."""
-    frame = con.execute(suite.sql).df()
-    if suite.id_column:
-        key = key or os.urandom(32)
-        ids = frame.pop(suite.id_column)
-        frame[f"{suite.id_column}_check_ok"] = pd.array([check_character_ok(v) for v in ids], dtype="boolean")
-        frame[f"{suite.id_column}_token"] = [_token(key, v) for v in ids]
-    for column in frame.columns:  # flags with NULLs come back as objects: make them nullable booleans
+    its check-character flag and a per-run token (no ID is read out of DuckDB)."""
+    params = {"token_key": (key or os.urandom(32)).hex()} if suite.id_column else {}
+    return as_nullable_flags(con.execute(validation_sql(suite), params).df())
+
+
+def as_nullable_flags(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flags with NULLs come back as objects: make them nullable booleans (GE's in-set and
+    uniqueness checks then see True/False/<NA>, never a mix of object types)."""
+    for column in frame.columns:
         if frame[column].dtype == object:
             first = frame[column].first_valid_index()
             if first is not None and isinstance(frame[column].at[first], (bool, np.bool_)):
