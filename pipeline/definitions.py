@@ -13,7 +13,7 @@ from pipeline.assets import annex1, classify, clean, crosscheck, income, ingest,
 from pipeline.jobs import ALL_JOBS, full_rebuild  # noqa: F401  (full_rebuild: `huitoukan run`)
 from pipeline.assets import problem_lists
 from pipeline.checks.asset_checks import asset_checks
-from pipeline.resources import PathsResource, SettingsResource, WarehouseResource
+from pipeline.resources import GreatExpectationsResource, PathsResource, SettingsResource, WarehouseResource
 from pipeline.schedules import ALL_SCHEDULES
 from pipeline.sensors import ALL_SENSORS
 from pipeline.resources.paths import (
@@ -38,6 +38,7 @@ def build_resources() -> dict:
                                reports_dir=env_path(ENV_REPORTS_DIR, DEFAULT_REPORTS_DIR)),
         "warehouse": WarehouseResource(database=env_path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE)),
         "settings": SettingsResource(),
+        "ge": GreatExpectationsResource(),
     }
 
 

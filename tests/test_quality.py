@@ -624,6 +624,16 @@ def test_expectations_are_asset_checks_on_the_assets_they_guard(first):
         assert (f"annex{n}", "no_held_back_household") in checks
 
 
+def test_great_expectations_validates_beside_the_reports(first):
+    """The de-identified batches go to the GE worker as soon as the tables exist; the check that
+    collects the outcomes runs last, so the 附件 are written while GE works."""
+    order = [e.step_key for e in first.result.all_events if e.event_type_value == "STEP_START"]
+    assert order[-1] == "great_expectations", order
+    assert order.index("validation_batches") < order.index("classification") < order.index("annex2")
+    batches = first.result.asset_materializations_for_node("validation_batches")[-1].metadata
+    assert set(batches["rows by table"].value) >= {"households", "members"}
+
+
 def test_failing_expectation_carries_count_and_masked_sample(first):
     import dagster as dg
 

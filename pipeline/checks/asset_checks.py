@@ -27,9 +27,11 @@ import pandas as pd
 from pipeline.checks.expectations import SUITES, Outcome, expectations
 from pipeline.privacy import mask_id, mask_name
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.annex import ANNEXES, Annex
 
 QUALITY_DIR = "quality"
+PRIORITY_TAG = "dagster/priority"  # op tag: among the steps ready to run, the higher goes first
 SAMPLE = 10
 
 # --------------------------------------------------------------------------------------------
@@ -76,30 +78,39 @@ def _result(con, suite, expect, outcome: Outcome | None) -> dg.AssetCheckResult:
                                severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
 
 
-@dg.multi_asset_check(specs=GE_SPECS, name="great_expectations", pool=WAREHOUSE_POOL,
-                      description="Great Expectations suites on the cleaned households and members and the "
-                                  "department extracts' IDs; builds the offline Data Docs under reports/quality/.")
-def great_expectations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                       paths: PathsResource):
-    """Validate the cleaned 家庭基本情况 and 家庭成员情况 (and the IDs of every department extract)
-    with the suites of ``pipeline/checks/expectations.py``; each expectation is one check (WARN) on
-    its asset, with the failing count and a masked sample; the Data Docs go to
-    reports/quality/index.html."""
-    from pipeline.checks import datadocs
-    from pipeline.checks.expectations import validate, validation_frame
-
+def hand_over(context, warehouse: WarehouseResource, paths: PathsResource, ge: GreatExpectationsResource) -> dict:
+    """Read the de-identified validation frames out of the warehouse and hand them to the GE worker,
+    which validates them and writes the Data Docs while the run goes on. Returns rows per table."""
+    from pipeline.checks.expectations import validation_frame
     from pipeline.rules.sqlutil import table_exists
 
     with warehouse.connect(read_only=True) as con:
         frames = {name: validation_frame(con, suite) for name, suite in SUITES.items()
                   if table_exists(con, suite.name)}
-    site = paths.reports / QUALITY_DIR
-    site.mkdir(parents=True, exist_ok=True, mode=0o700)
-    datadocs.clear_site(site)
+    run = context.run.run_id[:8]
+    ge.worker.submit(frames, docs_dir=paths.reports / QUALITY_DIR, run_name=run,
+                     generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {run}")
+    return {name: len(frame) for name, frame in frames.items()}
+
+
+@dg.multi_asset_check(specs=GE_SPECS, name="great_expectations", pool=WAREHOUSE_POOL,
+                      op_tags={PRIORITY_TAG: "-10"},  # last: the worker validates while the 附件 are written
+                      description="Great Expectations suites on the cleaned households and members and the "
+                                  "department extracts' IDs; builds the offline Data Docs under reports/quality/.")
+def great_expectations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                       paths: PathsResource, ge: GreatExpectationsResource):
+    """Validate the cleaned 家庭基本情况 and 家庭成员情况 (and the IDs of every department extract)
+    with the suites of ``pipeline/checks/expectations.py``; each expectation is one check (WARN) on
+    its asset, with the failing count and a masked sample; the Data Docs go to
+    reports/quality/index.html. The work is done by the GE worker process, usually handed over
+    early by the ``validation_batches`` asset; this step collects it (or hands it over itself when
+    the run did not include that asset)."""
     started = time.perf_counter()
-    outcomes = validate(frames, docs_dir=site, run_name=context.run.run_id[:8])
-    datadocs.make_offline(site, generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {context.run.run_id[:8]}")
-    context.log.info(f"Great Expectations: {len(outcomes)} expectations in {time.perf_counter() - started:.1f}s")
+    if not ge.worker.pending:
+        hand_over(context, warehouse, paths, ge)
+    outcomes = ge.worker.collect()
+    context.log.info(f"Great Expectations: {len(outcomes)} expectations; waited {time.perf_counter() - started:.1f}s "
+                     "for the worker")
     with warehouse.connect(read_only=True) as con:
         for suite, expect in expectations():
             yield _result(con, suite, expect, outcomes.get((suite.name, expect.check)))

@@ -1,0 +1,35 @@
+"""The Great Expectations worker as a run-scoped resource (``pipeline/checks/ge_worker.py``).
+
+Dagster sets a run's resources up when the run begins and tears them down when it ends; this
+one starts the worker process at setup, so GE is imported on the second core while the first
+core ingests, and stops it at teardown. ``background=False`` keeps the old behaviour for a run
+that wants it (the validation then starts only when the check runs)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from pipeline.checks.ge_worker import GEWorker
+
+
+class GreatExpectationsResource(dg.ConfigurableResource):
+    background: bool = True  # start the worker when the run starts (GE is imported meanwhile)
+
+    _worker: GEWorker | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._worker = GEWorker()
+        if self.background:
+            self._worker.start()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    @property
+    def worker(self) -> GEWorker:
+        if self._worker is None:  # used outside a run (a test calling the function directly)
+            self._worker = GEWorker()
+        return self._worker
