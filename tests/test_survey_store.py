@@ -68,3 +68,38 @@ def test_a_file_still_being_written_is_left_for_the_next_run(tmp_path, monkeypat
     assert update.read == 0
     assert con.execute("SELECT status FROM survey_files").fetchone()[0].startswith("正在写入")
     assert _heads(con) == set()
+
+
+def test_parallel_reading_beside_a_busy_connection_equals_serial(tmp_path):
+    """Workers come from a fork server: reading in parallel while this process holds a DuckDB
+    connection whose threads are working (the deadlock a bare fork risked) gives exactly the
+    rows of a serial read."""
+    import threading
+
+    raw = tmp_path / "raw"
+    villages = [f"2105050042{i:02d}" for i in range(1, 7)]
+    for i, village in enumerate(villages):
+        _village(raw / "surveys" / f"{village}.xlsx", village, [make_id("19500101", 10 * i + 1),
+                                                                 make_id("19600101", 10 * i + 2)], 1_556_000_000)
+    busy = duckdb.connect(str(tmp_path / "busy.duckdb"))
+    busy.execute("SET threads = 4")
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            busy.execute("SELECT sum(i * i) FROM range(2000000) t(i)").fetchone()
+
+    thread = threading.Thread(target=churn, daemon=True)
+    thread.start()
+    try:
+        serial = duckdb.connect(str(tmp_path / "serial.duckdb"))
+        update_store(serial, raw, settle=False, workers=1)
+        parallel = duckdb.connect(str(tmp_path / "parallel.duckdb"))
+        update_store(parallel, raw, settle=False, workers=2)
+    finally:
+        stop.set()
+        thread.join()
+    rows = "SELECT * FROM {} ORDER BY ALL"
+    for table in ("stg_households", "stg_members", "survey_files"):
+        assert parallel.execute(rows.format(table)).fetchall() == serial.execute(rows.format(table)).fetchall(), table
+    assert len(_heads(parallel)) == 12

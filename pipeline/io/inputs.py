@@ -189,16 +189,23 @@ def _read_result(args: tuple[Path, Path]) -> FileResult:
 
 
 def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
-    """Read and clean workbooks; in parallel processes when there are enough of them."""
-    # Serial by default: forking while the warehouse connection's threads are alive can deadlock
-    # the children (seen under load). HUITOUKAN_INGEST_WORKERS opts in where no connection is open.
-    workers = workers or int(os.environ.get("HUITOUKAN_INGEST_WORKERS", "1"))
+    """Read and clean workbooks; in parallel processes (one per core, or
+    ``$HUITOUKAN_INGEST_WORKERS``) when there are enough of them.
+
+    The workers come from a fork server, never from a bare ``fork`` of this process: the caller
+    holds a DuckDB connection and runs inside Dagster, both with threads of their own, and a
+    child forked beside live threads can deadlock on a lock one of them held. The server is a
+    fresh single-threaded process that has imported this module once; forking from it is cheap."""
+    workers = workers or int(os.environ.get("HUITOUKAN_INGEST_WORKERS") or os.cpu_count() or 1)
     jobs = [(root, p) for p in paths]
     if workers <= 1 or len(paths) < 4:
         return [_read_result(j) for j in jobs]
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload([__name__])
     with ctx.Pool(processes=min(workers, len(paths))) as pool:
         return pool.map(_read_result, jobs, chunksize=max(1, len(jobs) // (workers * 4)))
 
