@@ -20,6 +20,11 @@ def test_bench_measures_every_number_at_a_small_size(tmp_path, capsys):
     # every stage of the pipeline was timed
     assert {"ingest", "clean", "income", "crosscheck", "classify", "reports"} <= set(row["stages"])
     assert row["steps"] >= 15
+    assert "other" not in row["stages"]  # every step, asset checks included, belongs to a stage
+    # the floor is the fastest of the writers, each of them measured
+    writers = row["floor_write_seconds_by_writer"]
+    assert set(writers) == {"xlsxwriter", "rustpy-xlsxwriter"}
+    assert row["floor_write_seconds"] == pytest.approx(min(writers.values()))
     printed = capsys.readouterr().out
     assert "ratio" in printed and str(result_file) in printed
 
