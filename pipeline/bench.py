@@ -12,6 +12,7 @@ ratio pipeline/floor. Nothing here asserts a time: the numbers are for people to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -65,22 +66,50 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
         "stages": stages,
         "steps": steps,
         "overhead_per_step": (run_seconds - step_total) / max(steps, 1),
+        "largest_process_rss_mb": max(resource.getrusage(who).ru_maxrss
+                                      for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024,
     }
 
 
+def _tree_rss_sampler(pid: int, stop, peak: list[int]) -> None:
+    """Sum the RSS of the run and all its processes (survey readers, the GE worker) every 0.2 s."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not stop.wait(0.2):
+        total = 0
+        try:
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+        except psutil.Error:
+            return
+        peak[0] = max(peak[0], total)
+
+
 def _run_child(raw: Path, warehouse: Path, reports: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    import threading
+
     started = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.bench", "--child", str(raw), str(warehouse), str(reports)],
-        capture_output=True, text=True, check=False)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_tree_rss_sampler, args=(proc.pid, stop, peak), daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    stop.set()
+    sampler.join()
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"pipeline run failed: {proc.stderr.strip().splitlines()[-1:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    # ru_maxrss of children is the largest child so far (KiB on Linux); runs are measured in
-    # increasing size order, so a later, larger run is what it reports.
-    out["peak_rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        raise RuntimeError(f"pipeline run failed: {stderr.strip().splitlines()[-1:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    # peak RSS: the sum over the run's processes at the worst moment (sampled), which is what
+    # the machine must hold; the largest single process is in the child's own report
+    out["peak_rss_mb"] = peak[0] / 2**20
     out["wall_seconds"] = wall
     return out
 
@@ -119,61 +148,59 @@ def floor_read(raw: Path) -> tuple[float, int]:
     return time.perf_counter() - started, cells
 
 
-def _write_xlsxwriter(books: list, scratch: Path) -> int:
+def _write_xlsxwriter(name: str, rows: list, path: Path) -> None:
     import xlsxwriter
 
-    cells = 0
-    for i, sheets in enumerate(books):
-        wb = xlsxwriter.Workbook(str(scratch / f"x{i}.xlsx"), {"constant_memory": True})
-        for name, rows in sheets:
-            ws = wb.add_worksheet(name[:31])
-            for r, row in enumerate(rows):
-                for c, value in enumerate(row):
-                    if value != "":
-                        ws.write(r, c, value)
-                        cells += 1
-        wb.close()
-    return cells
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    ws = wb.add_worksheet(name[:31])
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if value != "":
+                ws.write(r, c, value)
+    wb.close()
 
 
-def _write_rustpy(books: list, scratch: Path) -> int:
-    """rustpy-xlsxwriter (Rust): measured here 8–15× faster than xlsxwriter on these cells. It
-    takes records, so each row is a dict keyed by column position (the first row becomes a
-    header row of those keys: one extra row per sheet, in the floor's favour by nothing)."""
+def _write_rustpy(name: str, rows: list, path: Path) -> None:
+    """rustpy-xlsxwriter (Rust), measured here 8–15× faster than xlsxwriter on these cells. It
+    takes records, so each row is a dict keyed by column position (plus one header row)."""
     from rustpy_xlsxwriter import FastExcel
 
-    cells = 0
-    for i, sheets in enumerate(books):
-        book = FastExcel(str(scratch / f"r{i}.xlsx"))
-        for name, rows in sheets:
-            keys = [f"c{j}" for j in range(max((len(r) for r in rows), default=0))]
-            book.sheet(name[:31], [dict(zip(keys, row)) for row in rows])
-            cells += sum(1 for row in rows for v in row if v != "")
-        book.save()
-    return cells
+    keys = [f"c{j}" for j in range(max((len(r) for r in rows), default=0))]
+    FastExcel(str(path)).sheet(name[:31], [dict(zip(keys, row)) for row in rows]).save()
 
 
 FLOOR_WRITERS = {"xlsxwriter": _write_xlsxwriter, "rustpy-xlsxwriter": _write_rustpy}
+ALL_WRITERS_UP_TO = 100_000  # persons; beyond, only the fastest writer (xlsxwriter cell by cell takes minutes)
 
 
-def floor_write(reports: Path, scratch: Path) -> tuple[float, int, dict[str, float]]:
-    """Only write the same cells the pipeline wrote (values read back first, untimed), with each
-    writer installed; the floor is the fastest. Returns (seconds, cells, seconds by writer)."""
+def floor_writers(persons: int) -> list[str]:
+    try:
+        import rustpy_xlsxwriter  # noqa: F401
+    except ImportError:
+        return ["xlsxwriter"]
+    return list(FLOOR_WRITERS) if persons <= ALL_WRITERS_UP_TO else ["rustpy-xlsxwriter"]
+
+
+def floor_write(reports: Path, scratch: Path, writers: list[str] | None = None) -> tuple[float, int, dict[str, float]]:
+    """Only write the same cells the pipeline wrote, sheet by sheet (each sheet's values read back
+    first, untimed, so memory holds one sheet), with each writer; the floor is the fastest.
+    Returns (seconds, cells, seconds by writer)."""
     from python_calamine import CalamineWorkbook
 
-    books = []
-    for path in sorted(reports.rglob("*.xlsx")):
-        wb = CalamineWorkbook.from_path(str(path))
-        books.append([(name, wb.get_sheet_by_name(name).to_python()) for name in wb.sheet_names])
+    writers = writers or floor_writers(0)
     scratch.mkdir(parents=True, exist_ok=True)
-    timings, cells = {}, 0
-    for name, write in FLOOR_WRITERS.items():
-        started = time.perf_counter()
-        try:
-            cells = write(books, scratch)
-        except ImportError:  # not installed: the floor is the fastest writer that is
-            continue
-        timings[name] = time.perf_counter() - started
+    timings = dict.fromkeys(writers, 0.0)
+    cells = 0
+    for i, path in enumerate(sorted(reports.rglob("*.xlsx"))):
+        book = CalamineWorkbook.from_path(str(path))
+        for j, name in enumerate(book.sheet_names):
+            rows = book.get_sheet_by_name(name).to_python()
+            cells += sum(1 for row in rows for v in row if v != "")
+            for writer in writers:
+                started = time.perf_counter()
+                FLOOR_WRITERS[writer](name, rows, scratch / f"{writer}_{i}_{j}.xlsx")
+                timings[writer] += time.perf_counter() - started
+            del rows
     return min(timings.values()), cells, timings
 
 
@@ -233,7 +260,8 @@ def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         full.append(_run_child(raw, warehouse, reports))
         read_s, read_cells = floor_read(raw)
-        write_s, write_cells, writers = floor_write(reports, work / "floor_scratch")
+        write_s, write_cells, writers = floor_write(reports, work / "floor_scratch", floor_writers(persons))
+        shutil.rmtree(work / "floor_scratch", ignore_errors=True)
         floors.append({"read": read_s, "write": write_s, "total": read_s + write_s,
                        "read_cells": read_cells, "write_cells": write_cells, "writers": writers})
         change_one_village(raw)
@@ -257,6 +285,7 @@ def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
         "overhead_per_step": med(r["overhead_per_step"] for r in full),
         "steps": full[0]["steps"],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in full + incremental),
+        "largest_process_rss_mb": max(r["largest_process_rss_mb"] for r in full + incremental),
         "floor_read_seconds": med(f["read"] for f in floors),
         "floor_write_seconds": med(f["write"] for f in floors),
         "floor_write_seconds_by_writer": {w: med(f["writers"][w] for f in floors) for w in floors[0]["writers"]},

@@ -15,7 +15,7 @@ def test_bench_measures_every_number_at_a_small_size(tmp_path, capsys):
     [row] = json.loads(result_file.read_text(encoding="utf-8"))
     assert row["persons"] > 900 and row["survey_files"] >= 1
     for key in ("full_wall_seconds", "incremental_wall_seconds", "floor_read_seconds", "floor_write_seconds",
-                "peak_rss_mb", "overhead_per_step", "ratio_to_floor"):
+                "peak_rss_mb", "largest_process_rss_mb", "overhead_per_step", "ratio_to_floor"):
         assert row[key] > 0, key
     # every stage of the pipeline was timed
     assert {"ingest", "clean", "income", "crosscheck", "classify", "reports"} <= set(row["stages"])
