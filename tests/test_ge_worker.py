@@ -83,3 +83,29 @@ def test_the_worker_ends_with_its_run(tmp_path):
     assert proc.poll() is not None
     assert (tmp_path / "q" / "index.html").exists()
     assert not w.folder.exists()
+
+
+def test_a_worker_whose_run_was_killed_ends_and_its_folder_goes(tmp_path):
+    """kill -9 of the run: its worker stops at once (never writing Data Docs beside the next run's
+    worker), and the next worker removes the folder the killed run left."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = ("import time; from pipeline.checks.ge_worker import GEWorker; w = GEWorker().start(); "
+              "print(w.proc.pid, w.folder, flush=True); time.sleep(600)")
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid, folder = run.stdout.readline().split()
+    run.kill()  # while the worker is still importing GE (8-14 s here): it must not finish that first
+    run.wait()
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(int(pid)) and psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the worker outlived its run"
+        time.sleep(0.2)
+    from pathlib import Path
+
+    assert Path(folder).exists()
+    GEWorker().stop()
+    assert not Path(folder).exists()

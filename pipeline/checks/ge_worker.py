@@ -36,6 +36,7 @@ import pandas as pd
 
 from pipeline.privacy import mask_text
 
+FOLDER_PREFIX = "huitoukan-ge-"
 OUTCOMES = "outcomes.pickle"
 LOG = "worker.log"
 
@@ -47,12 +48,38 @@ class Job:
     suites: list[str]
 
 
+def _remove_orphaned_folders() -> None:
+    """The folders of runs that were killed (``huitoukan-ge-<pid>-…`` of a process that is gone)."""
+    import psutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(FOLDER_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _exit_with_parent() -> None:
+    """End this worker at once when the run that started it is gone (``kill -9`` included), so
+    that it never writes Data Docs beside the next run's worker."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class GEWorker:
     """The pipeline's handle on one worker process."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
-        self.folder = Path(tempfile.mkdtemp(prefix="huitoukan-ge-"))  # 0700
+        _remove_orphaned_folders()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # 0700
         self.job: Job | None = None
 
     def start(self) -> GEWorker:
@@ -146,6 +173,7 @@ def run_job(request: dict) -> None:
 
 def main() -> int:
     os.umask(0o077)
+    _exit_with_parent()
     # A background report: the scheduler serves the run's own work first (the survey readers use
     # both cores while this imports GE), and gives this process what is left over.
     with contextlib.suppress(OSError, AttributeError):
