@@ -32,12 +32,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.privacy import mask_text
 
 FOLDER_PREFIX = "huitoukan-ge-"
 OUTCOMES = "outcomes.pickle"
+PARENT_ENV = "HUITOUKAN_GE_PARENT"
 LOG = "worker.log"
 
 
@@ -63,7 +62,8 @@ def _exit_with_parent() -> None:
     that it never writes Data Docs beside the next run's worker."""
     import threading
 
-    parent = os.getppid()
+    # the run's pid as the run saw it: the worker may start after the run already died
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -88,10 +88,10 @@ class GEWorker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pipeline.checks.ge_worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=open(self.folder / LOG, "wb"), text=True, encoding="utf-8", bufsize=1,
-                env={**os.environ, "GX_ANALYTICS_ENABLED": "False"})
+                env={**os.environ, "GX_ANALYTICS_ENABLED": "False", PARENT_ENV: str(os.getpid())})
         return self
 
-    def submit(self, frames: dict[str, pd.DataFrame], docs_dir: Path | None, run_name: str,
+    def submit(self, frames: dict, docs_dir: Path | None, run_name: str,
                generated: str = "") -> Job:
         """Hand the frames over; returns at once (the worker validates while the run goes on)."""
         if self.job is not None:
@@ -154,6 +154,8 @@ class GEWorker:
 
 def run_job(request: dict) -> None:
     """In the worker: validate the frames of one job, write the Data Docs, store the outcomes."""
+    import pandas as pd
+
     from pipeline.checks import datadocs
     from pipeline.checks.expectations import as_nullable_flags, validate
 
