@@ -109,3 +109,25 @@ def test_a_worker_whose_run_was_killed_ends_and_its_folder_goes(tmp_path):
     assert Path(folder).exists()
     GEWorker().stop()
     assert not Path(folder).exists()
+
+
+def test_a_dead_worker_makes_every_expectation_a_warning_with_the_reason():
+    """The check does not fail the run when GE cannot validate: every expectation is reported as
+    not passed (WARN) with the reason, and the 附件 and sign-off go on as for any data problem."""
+    import dagster as dg
+
+    from pipeline.checks.asset_checks import collect_outcomes, ge_check_results
+    from pipeline.checks.expectations import expectations
+
+    worker = GEWorker().start()
+    worker.submit({"members": _members_frame([make_id("19800101", 5)])}, docs_dir=None, run_name="t")
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    try:
+        outcomes, failure = collect_outcomes(worker)
+    finally:
+        worker.stop()
+    results = list(ge_check_results(None, outcomes, failure))
+    assert len(results) == len(expectations())
+    for r in results:
+        assert not r.passed and r.severity == dg.AssetCheckSeverity.WARN
+        assert "could not validate" in r.metadata["error"].value and "ended" in r.metadata["error"].value

@@ -19,6 +19,7 @@ Metadata carries counts and masked samples only (``210505********123X``, ``张*`
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -59,11 +60,11 @@ def _sample_md(con, suite, keys: list[str]) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _result(con, suite, expect, outcome: Outcome | None) -> dg.AssetCheckResult:
+def _result(con, suite, expect, outcome: Outcome | None, failure: str = "") -> dg.AssetCheckResult:
     if outcome is None:
         return dg.AssetCheckResult(asset_key=suite.asset, check_name=expect.check, passed=False,
                                    severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"error": f"table {suite.name} was not built; nothing validated"})
+                                   metadata={"error": failure or f"table {suite.name} was not built; nothing validated"})
     metadata = {
         "failing count": outcome.unexpected_count,
         "rows checked": outcome.element_count,
@@ -108,12 +109,27 @@ def great_expectations(context: dg.AssetCheckExecutionContext, warehouse: Wareho
     started = time.perf_counter()
     if not ge.worker.pending:
         hand_over(context, warehouse, paths, ge)
-    outcomes = ge.worker.collect()
+    outcomes, failure = collect_outcomes(ge.worker)
+    if failure:
+        context.log.error(failure)
     context.log.info(f"Great Expectations: {len(outcomes)} expectations; waited {time.perf_counter() - started:.1f}s "
                      "for the worker")
     with warehouse.connect(read_only=True) as con:
-        for suite, expect in expectations():
-            yield _result(con, suite, expect, outcomes.get((suite.name, expect.check)))
+        yield from ge_check_results(con, outcomes, failure)
+
+
+def collect_outcomes(worker) -> tuple[dict, str]:
+    """The worker's outcomes, or none and why: a worker that failed or died is reported on every
+    expectation (WARN), never a failed run — the 附件 and sign-off go on as for any data problem."""
+    try:
+        return worker.collect(), ""
+    except RuntimeError as exc:
+        return {}, f"Great Expectations could not validate: {exc}"
+
+
+def ge_check_results(con, outcomes: dict, failure: str = "") -> Iterator[dg.AssetCheckResult]:
+    for suite, expect in expectations():
+        yield _result(con, suite, expect, outcomes.get((suite.name, expect.check)), failure)
 
 
 # --------------------------------------------------------------------------------------------

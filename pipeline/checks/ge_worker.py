@@ -85,10 +85,11 @@ class GEWorker:
     def start(self) -> GEWorker:
         if self.proc is None:
             # fork+exec (not a bare fork): safe beside DuckDB's and Dagster's threads.
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.checks.ge_worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=open(self.folder / LOG, "wb"), text=True, encoding="utf-8", bufsize=1,
-                env={**os.environ, "GX_ANALYTICS_ENABLED": "False", PARENT_ENV: str(os.getpid())})
+            with open(self.folder / LOG, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.checks.ge_worker"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=log, text=True, encoding="utf-8", bufsize=1,
+                    env={**os.environ, "GX_ANALYTICS_ENABLED": "False", PARENT_ENV: str(os.getpid())})
         return self
 
     def submit(self, frames: dict, docs_dir: Path | None, run_name: str,
@@ -103,8 +104,11 @@ class GEWorker:
             frame.to_pickle(folder / f"{name}.pickle")
         request = {"folder": str(folder), "suites": list(frames), "docs_dir": str(docs_dir) if docs_dir else None,
                    "run_name": run_name, "generated": generated}
-        self.proc.stdin.write(json.dumps(request, ensure_ascii=False) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps(request, ensure_ascii=False) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # the worker is gone: collect() says so, with its last words
+            pass
         self.job = Job(folder, time.perf_counter(), list(frames))
         return self.job
 
