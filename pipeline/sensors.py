@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,26 @@ class SurveyScan:
         return bool(self.by_village or self.unreadable or self.removed)
 
 
+def settled_changes(current: dict[str, Path], seen: dict[str, dict], now: float,
+                    waiting: list[str]) -> Iterator[tuple[str, Path, str, float]]:
+    """The files of ``current`` that are new or changed against the cursor ``seen`` and have
+    settled, as (name, path, version, mtime), by name; those still changing go to ``waiting``,
+    and a file removed while we looked is skipped."""
+    for name, path in sorted(current.items()):
+        try:
+            version = file_version(path)
+            settled = is_settled(path, now)
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if seen.get(name, {}).get("version") == version:
+            continue
+        if not settled:
+            waiting.append(name)
+            continue
+        yield name, path, version, mtime
+
+
 def scan_surveys(root: Path, seen: dict[str, dict], now: float | None = None,
                  cap: int = MAX_FILES_PER_TICK) -> SurveyScan:
     """Compare surveys/ with the cursor: new or changed settled files (oldest first, at most
@@ -107,21 +128,8 @@ def scan_surveys(root: Path, seen: dict[str, dict], now: float | None = None,
     current = {p.relative_to(root).as_posix(): p for p in list_files(folder, SURVEY_SUFFIXES)}
     cursor = {k: v for k, v in seen.items()}
     scan = SurveyScan(cursor=cursor)
-    candidates = []
-    for name, path in current.items():
-        try:
-            version = file_version(path)
-            settled = is_settled(path, now)
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:  # removed while we looked
-            continue
-        if seen.get(name, {}).get("version") == version:
-            continue
-        if not settled:
-            scan.waiting.append(name)
-            continue
-        candidates.append((mtime, name, version, path))
-    candidates.sort()
+    candidates = sorted((mtime, name, version, path)
+                        for name, path, version, mtime in settled_changes(current, seen, now, scan.waiting))
     scan.deferred = max(0, len(candidates) - cap)
     by_village: dict[str, list[str]] = defaultdict(list)
     for _, name, version, path in candidates[:cap]:
@@ -236,17 +244,7 @@ def scan_reference(root: Path, seen: dict[str, dict], now: float | None = None) 
     current = reference_files(root)
     cursor = dict(seen)
     scan = ReferenceScan(cursor=cursor)
-    for name, path in sorted(current.items()):
-        try:
-            version = file_version(path)
-            settled = is_settled(path, now)
-        except FileNotFoundError:
-            continue
-        if seen.get(name, {}).get("version") == version:
-            continue
-        if not settled:
-            scan.waiting.append(name)
-            continue
+    for name, _, version, _ in settled_changes(current, seen, now, scan.waiting):
         cursor[name] = {"version": version}
         scan.changed.append(f"{name}@{version}")
     for name in sorted(set(seen) - set(current)):
