@@ -1,8 +1,9 @@
 """The Great Expectations worker as a run-scoped resource (``pipeline/checks/ge_worker.py``).
 
 Dagster sets a run's resources up when the run begins and tears them down when it ends; this
-one starts the worker process at setup, so GE is imported on the second core while the first
-core ingests, and stops it at teardown. ``background=False`` keeps the old behaviour for a run
+one starts the (niced) worker process at setup, so GE is imported with the CPU the run leaves
+over while it ingests, and stops it at teardown. Runs whose steps do not use it (a village's
+intake, the sign-off) never start it. ``background=False`` keeps the old behaviour for a run
 that wants it (the validation then starts only when the check runs)."""
 
 from __future__ import annotations
