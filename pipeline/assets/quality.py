@@ -6,6 +6,7 @@ import pandas as pd
 
 from pipeline.checks.asset_checks import PRIORITY_TAG, hand_over
 from pipeline.checks.expectations import SUITES
+from pipeline.metadata import masked_sample
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource, replace_table
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.problems import RULES
@@ -29,15 +30,14 @@ PROBLEM_CHECKS = [
 ]
 
 
+PROBLEM_SAMPLE_LABELS = {"rule": "规则", "village_code": "村代码", "file": "文件", "sheet": "表", "row": "行",
+                         "column": "列", "value": "原值（脱敏）"}
+
+
 def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
     """Problems as the analyst needs to find them: rule, village, file, row, column, masked value."""
-    if frame.empty:
-        return dg.MetadataValue.md("(none)")
-    lines = ["| 规则 | 村代码 | 文件 | 表 | 行 | 列 | 原值（脱敏） |", "|---|---|---|---|---|---|---|"]
-    for r in frame.head(SAMPLE).itertuples():
-        cells = [r.rule, r.village_code, r.file, r.sheet, "" if pd.isna(r.row) else str(int(r.row)), r.column, r.value]
-        lines.append("| " + " | ".join("" if c is None or c is pd.NA else str(c).replace("|", "/") for c in cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+    return masked_sample(frame.rename(columns=PROBLEM_SAMPLE_LABELS), n=SAMPLE,
+                         columns=list(PROBLEM_SAMPLE_LABELS.values()))
 
 
 @dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,

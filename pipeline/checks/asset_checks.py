@@ -26,6 +26,7 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.checks.expectations import SUITES, Outcome, expectations
+from pipeline.metadata import masked_sample
 from pipeline.privacy import mask_id, mask_name
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from pipeline.resources.quality import GreatExpectationsResource
@@ -185,14 +186,8 @@ def held_back_households_not_classified(warehouse: WarehouseResource) -> dg.Asse
 
 
 def _household_sample(frame: pd.DataFrame) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("(none)")
-    lines = ["| 村 | 文件 | 行 | 户主姓名 | 户主身份证号 |", "|---|---|---|---|---|"]
-    for r in frame.head(SAMPLE).itertuples(index=False):
-        village, file, row, name, hid = r
-        lines.append(f"| {village} | {file} | {row} | {mask_name(name) if isinstance(name, str) else ''} | "
-                     f"{mask_id(hid) if isinstance(hid, str) else ''} |")
-    return dg.MetadataValue.md("\n".join(lines))
+    labels = {"village_code": "村", "file": "文件", "row": "行", "head_name": "户主姓名", "head_id": "户主身份证号"}
+    return masked_sample(frame.rename(columns=labels), n=SAMPLE, columns=list(labels.values()))
 
 
 def read_detail_rows(path: Path) -> pd.DataFrame:
@@ -263,15 +258,11 @@ def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
         keys = _published_keys(rows, annex)
         leaked = rows[keys.isin(_held_keys(held, annex)).to_numpy()] if len(rows) else rows
         id_column = "身份证号" if annex.unit == "person" else "户主身份证号"
-        sample = ["| 村 | 户主姓名 | " + id_column + " |", "|---|---|---|"]
-        for r in leaked.head(SAMPLE).to_dict("records"):
-            sample.append(f"| {_text(r.get('村'))} | {mask_name(_text(r.get('户主姓名')))} | "
-                          f"{mask_id(_text(r.get(id_column)))} |")
         return dg.AssetCheckResult(
             passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
             metadata={"failing count": len(leaked), "rows in file": len(rows),
                       "households held back": int(held["hh_uid"].nunique()) if len(held) else 0,
-                      "sample (masked)": dg.MetadataValue.md("\n".join(sample) if len(leaked) else "(none)")})
+                      "sample (masked)": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
 
     return _audit
 

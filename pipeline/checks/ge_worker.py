@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.privacy import mask_text
@@ -38,13 +37,6 @@ FOLDER_PREFIX = "huitoukan-ge-"
 OUTCOMES = "outcomes.pickle"
 PARENT_ENV = "HUITOUKAN_GE_PARENT"
 LOG = "worker.log"
-
-
-@dataclass
-class Job:
-    folder: Path
-    submitted: float
-    suites: list[str]
 
 
 def _remove_orphaned_folders() -> None:
@@ -80,7 +72,7 @@ class GEWorker:
         self.proc: subprocess.Popen | None = None
         _remove_orphaned_folders()
         self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # 0700
-        self.job: Job | None = None
+        self.job: Path | None = None  # the folder of the job under way
 
     def start(self) -> GEWorker:
         if self.proc is None:
@@ -93,7 +85,7 @@ class GEWorker:
         return self
 
     def submit(self, frames: dict, docs_dir: Path | None, run_name: str,
-               generated: str = "") -> Job:
+               generated: str = "") -> Path:
         """Hand the frames over; returns at once (the worker validates while the run goes on)."""
         if self.job is not None:
             raise RuntimeError("a validation is already under way in this worker")
@@ -109,8 +101,8 @@ class GEWorker:
             self.proc.stdin.flush()
         except OSError:  # the worker is gone: collect() says so, with its last words
             pass
-        self.job = Job(folder, time.perf_counter(), list(frames))
-        return self.job
+        self.job = folder
+        return folder
 
     @property
     def pending(self) -> bool:
@@ -121,16 +113,16 @@ class GEWorker:
         the worker's (masked) last words when it failed or died."""
         if self.job is None:
             raise RuntimeError("nothing was submitted")
-        job, self.job = self.job, None
+        folder, self.job = self.job, None
         line = self.proc.stdout.readline()
         try:
             answer = json.loads(line) if line else {"ok": False, "error": "the worker process ended"}
             if not answer.get("ok"):
                 raise RuntimeError(mask_text(f"{answer.get('error')}; {self._last_words()}"))
-            with open(job.folder / OUTCOMES, "rb") as f:
+            with open(folder / OUTCOMES, "rb") as f:
                 return pickle.load(f)
         finally:
-            shutil.rmtree(job.folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _last_words(self) -> str:
         try:

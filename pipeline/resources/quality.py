@@ -3,8 +3,7 @@
 Dagster sets a run's resources up when the run begins and tears them down when it ends; this
 one starts the (niced) worker process at setup, so GE is imported with the CPU the run leaves
 over while it ingests, and stops it at teardown. Runs whose steps do not use it (a village's
-intake, the sign-off) never start it. ``background=False`` keeps the old behaviour for a run
-that wants it (the validation then starts only when the check runs)."""
+intake, the sign-off) never start it."""
 
 from __future__ import annotations
 
@@ -15,14 +14,10 @@ from pipeline.checks.ge_worker import GEWorker
 
 
 class GreatExpectationsResource(dg.ConfigurableResource):
-    background: bool = True  # start the worker when the run starts (GE is imported meanwhile)
-
     _worker: GEWorker | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._worker = GEWorker()
-        if self.background:
-            self._worker.start()
+        self._worker = GEWorker().start()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._worker is not None:
