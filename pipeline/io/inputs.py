@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io.survey import UnreadableWorkbook, check_container, normalize_label, read_survey
+from pipeline.io.peek import peek_village_code
+from pipeline.io.survey import (
+    SET_ASIDE_COLUMNS,
+    SHEET_ACCOUNT_COLUMNS,
+    UnreadableWorkbook,
+    account_frames,
+    check_container,
+    normalize_label,
+    read_survey,
+    typed_account,
+)
 from pipeline.rules.clean import clean_survey, empty_frame
 from pipeline.rules.ids import repair_id
 from pipeline.rules.problems import Problem
@@ -138,9 +148,28 @@ class SurveyIngest:
     households: pd.DataFrame  # rows of the latest readable file of each village
     members: pd.DataFrame
     problems: list[Problem]
+    sheets: pd.DataFrame | None = None  # the row account of every read file, per sheet
+    set_aside: pd.DataFrame | None = None  # every row set aside, with its reason
 
 
-def _read_one(root: Path, path: Path):
+def concat_accounts(frames: list, columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return typed_account(pd.DataFrame(columns=list(columns)), columns)
+    return typed_account(pd.concat(frames, ignore_index=True), columns)
+
+
+@dataclass
+class FileResult:
+    record: dict  # the file's row of FILE_COLUMNS
+    households: pd.DataFrame | None = None
+    members: pd.DataFrame | None = None
+    problems: list[Problem] = field(default_factory=list)
+    sheets: pd.DataFrame | None = None  # the row account per sheet (survey.SHEET_ACCOUNT_COLUMNS)
+    set_aside: pd.DataFrame | None = None  # one row per set-aside row with its reason
+
+
+def _read_one(root: Path, path: Path) -> FileResult:
     file = rel(root, path)
     stat = path.stat()
     base = {"file": file, "mtime": stat.st_mtime, "size": stat.st_size}
@@ -151,20 +180,14 @@ def _read_one(root: Path, path: Path):
         households, members, problems = clean_survey(read, file)
         record = {**base, "village_code": read.village_code, "status": FILE_READ, "reason": "",
                   "households": len(households), "members": len(members)}
-        return record, households, members, problems
+        sheets, set_aside = account_frames(read.accounts, file, read.village_code)
+        return FileResult(record, households, members, problems, sheets, set_aside)
     except UnreadableWorkbook as exc:
-        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": str(exc)}, None, None, []
+        reason = str(exc)
     except Exception as exc:  # never let one village stop the district
         reason = f"读取出错：{type(exc).__name__}"
-        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": reason}, None, None, []
-
-
-@dataclass
-class FileResult:
-    record: dict  # the file's row of FILE_COLUMNS
-    households: pd.DataFrame | None = None
-    members: pd.DataFrame | None = None
-    problems: list[Problem] = field(default_factory=list)
+    # The village of a file that cannot be read, when its row 2 can still be read: it has submitted.
+    return FileResult({**base, "village_code": peek_village_code(path), "status": FILE_UNREADABLE, "reason": reason})
 
 
 def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list[dict]]:
@@ -184,8 +207,7 @@ def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list
 
 def _read_result(args: tuple[Path, Path]) -> FileResult:
     root, path = args
-    record, households, members, problems = _read_one(root, path)
-    return FileResult(record, households, members, problems)
+    return _read_one(root, path)
 
 
 def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
@@ -241,4 +263,6 @@ def ingest_surveys(root: Path, workers: int | None = None, settle: bool = True) 
         households=pd.concat([r.households for r in used], ignore_index=True) if used else empty_frame(HOUSEHOLD_COLUMNS),
         members=pd.concat([r.members for r in used], ignore_index=True) if used else empty_frame(MEMBER_COLUMNS),
         problems=[p for r in used for p in r.problems],
+        sheets=concat_accounts([r.sheets for r in used], SHEET_ACCOUNT_COLUMNS),
+        set_aside=concat_accounts([r.set_aside for r in used], SET_ASIDE_COLUMNS),
     )
