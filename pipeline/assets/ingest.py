@@ -6,6 +6,7 @@ import pandas as pd
 
 from pipeline.io.inputs import FILE_UNREADABLE, read_registry, read_villages
 from pipeline.io.survey_store import update_store
+from pipeline.readiness import row_account_metadata, row_accounts
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource, replace_table
 from pipeline.schema import EXCEPTIONS_COLUMNS, EXCEPTIONS_FILE
 
@@ -54,6 +55,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource,
         n_households, n_members, n_problems = con.execute(
             "SELECT (SELECT count(*) FROM stg_households), (SELECT count(*) FROM stg_members), "
             "(SELECT count(*) FROM cell_problems)").fetchone()
+        accounts = row_accounts(con)
     files = update.files
     unreadable = files[files["status"] == FILE_UNREADABLE]
     for f in unreadable.itertuples():
@@ -68,6 +70,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource,
         "households": n_households,
         "members": n_members,
         "cell problems": n_problems,
+        **row_account_metadata(accounts),
     })
 
 

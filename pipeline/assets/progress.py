@@ -16,12 +16,16 @@ from pipeline.readiness import (
     department_status,
     local_time,
     office_now,
+    ROW_ACCOUNT_LABELS,
     open_blocking,
+    row_accounts,
     village_status,
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
 PROGRESS_FILE = "进度.xlsx"
+ROW_ACCOUNT_SHEET = "行数核对"
+UNREADABLE = "已报送（文件无法读取）"
 QUALITY_DIR = "quality"  # the Great Expectations Data Docs (reports/quality/index.html)
 SIGNED_DIR = "signed"
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
@@ -43,10 +47,12 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
     """One row per stage of the notice: deadline, days left, what is done, and the state."""
     farming = villages[villages["farming"]]
     submitted = int(farming["submitted"].sum())
+    unreadable = int((~farming["submitted"] & farming["unreadable_file"].notna()).sum()) \
+        if "unreadable_file" in farming else 0
     returned = int(departments["returned"].sum())
     rows = [
         ("村入户调查", "04-08至04-30", settings.survey_deadline, submitted == len(farming) and len(farming) > 0,
-         f"涉农村已报送 {submitted}/{len(farming)}"),
+         f"涉农村已报送 {submitted}/{len(farming)}" + (f"（另有 {unreadable} 个村报送的文件无法读取）" if unreadable else "")),
         ("办事处汇总、问题整改", "04-30至05-10", settings.subdistrict_deadline,
          submitted == len(farming) and len(farming) > 0 and blocking == 0,
          f"必须修改的问题 {blocking} 个"),
@@ -79,6 +85,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         villages = village_status(con)
         departments = department_status(con, paths.raw)
         blocking = len(open_blocking(con))
+        con_accounts = row_accounts(con)
     signed = signed_packages(paths.reports)
     timeline = stages(s, today, villages, departments, blocking, signed)
 
@@ -86,15 +93,20 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "序号": range(1, len(villages) + 1),
         "办事处": villages["subdistrict_name"], "村代码": villages["village_code"], "村名称": villages["village_name"],
         "是否涉农": villages["farming"].map({True: "是", False: "否"}),
-        "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
-                 for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
+        "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else
+                 (UNREADABLE if isinstance(bad, str) else ("未报送" if farm else "不需报送"))
+                 for sub, p, farm, bad in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"],
+                                              villages["unreadable_file"])],
         "报送文件": villages["file"].fillna(""),
         "报送时间": villages["mtime"].map(local_time),
         "是否逾期": [_late(m, farm, s.survey_deadline, today) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
+        "无法读取的文件": villages["unreadable_file"].fillna(""),
+        "无法读取的原因": villages["unreadable_reason"].fillna(""),
     })
+    accounts = row_account_sheet(con_accounts, villages)
     dept_sheet = pd.DataFrame({
         "序号": range(1, len(departments) + 1),
         "部门": departments["name"], "文件夹": departments["folder"],
@@ -114,8 +126,10 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
+        ROW_ACCOUNT_SHEET: (title, accounts),
     }, s, dt.datetime.now().replace(microsecond=0),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹"}, number_rows=True)
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "文件", "工作表", "用作",
+                      "无法读取的文件", "无法读取的原因", "核对"}, number_rows=True)
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
     md_timeline = "\n".join(
@@ -135,11 +149,28 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "open problems per village (必须修改/请核实)": dg.MetadataValue.json(
             {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
              if r.必须修改 or r.请核实}),
+        "villages whose file could not be read": dg.MetadataValue.json(
+            [f"{r.办事处}{r.村名称}（{r.村代码}）" for r in farming[farming["报送情况"] == UNREADABLE].itertuples()]),
+        "row account (seen = used + set aside)": dg.MetadataValue.json(
+            {k: int(accounts[k].sum()) for k in ("行数", "读入", "未读入")} if len(accounts) else {}),
         "signed packages": dg.MetadataValue.json(signed),
         "quality report": dg.MetadataValue.url(paths.download_url(paths.reports / QUALITY_DIR) + "/"),
         "all reports": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })
+
+
+def row_account_sheet(accounts: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
+    """行数核对: per village, file and sheet, rows seen = rows used + rows set aside by reason."""
+    from pipeline.io.survey import ASIDE_REASONS
+
+    names = villages.set_index("village_code")
+    frame = accounts.rename(columns=ROW_ACCOUNT_LABELS)
+    frame.insert(1, "村名称", [names.at[c, "village_name"] if c in names.index else "" for c in frame["村代码"]])
+    frame.insert(0, "办事处", [names.at[c, "subdistrict_name"] if c in names.index else "" for c in frame["村代码"]])
+    frame["核对"] = frame.pop("balanced").map({True: "平", False: "不平"})
+    reasons = [r for r in ASIDE_REASONS if r in frame.columns]
+    return frame[["办事处", "村代码", "村名称", "文件", "工作表", "用作", "行数", "读入", "未读入", *reasons, "核对"]]
 
 
 def _late(mtime, farming: bool, deadline: dt.date, today: dt.date) -> str:
