@@ -318,15 +318,22 @@ class _Header:
 def _find_header(values: np.ndarray, table: str) -> _Header | None:
     index = _INDEXES[table]
     best: _Header | None = None
+    best_total = 0
     for top in range(min(HEADER_SCAN_ROWS, len(values))):
         for span in (2, 1):
             if top + span > len(values):
                 continue
             names = _header_names(values, top, span)
             keys = {index[n].key for n in names if n in index}
-            score = len(keys - _SHARED_KEYS)
-            if best is None or score > best.score:
+            score, total = len(keys - _SHARED_KEYS), len(keys)
+            # On a tie the header's second row wins when it holds labels (the rows below the header
+            # are the data); a copy of the header further down never does.
+            lower_is_header = (top + span - 1 == (best.row + 1 if best else -1)
+                               and any(normalize_label(v) in index for v in values[top + span - 1]))
+            if best is None or (score, total) > (best.score, best_total) or (
+                    (score, total) == (best.score, best_total) and lower_is_header):
                 best = _Header(table, score, top + span - 1, span, names)
+                best_total = total
     return best if best is not None and best.score >= MIN_DISTINCT_COLUMNS else None
 
 
