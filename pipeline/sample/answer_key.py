@@ -14,7 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from pipeline import schema as S
-from pipeline.sample.model import District, Household, Person, age_on, below
+from pipeline.sample.model import District, Household, age_on, below
+from pipeline.sample.plant import Planted
 
 
 def cents_str(c: int) -> str:
@@ -79,17 +80,17 @@ def find_warnings(d: District) -> list:
     return out
 
 
-def cited_rows(warnings: list, plants: list) -> set:
+def cited_rows(warnings: list, plants: list[Planted]) -> set:
     """The rows the key cites (as keys of the files' rowmap): the workers report only these."""
     rows = {e["row"] for e in warnings}
     for pl in plants:
-        rows.add((S.SHEET_HOUSEHOLDS, pl["hh"].key, None))
-        if pl["person"] is not None:
-            rows.add((S.SHEET_MEMBERS, pl["hh"].key, pl["person"].pid))
+        rows.add((S.SHEET_HOUSEHOLDS, pl.hh.key, None))
+        if pl.person is not None:
+            rows.add((S.SHEET_MEMBERS, pl.hh.key, pl.person.pid))
     return rows
 
 
-def draft(d: District, book, plants: list, warnings: list, files) -> tuple[dict, list]:
+def draft(d: District, book, plants: list[Planted], warnings: list, files) -> tuple[dict, list]:
     """The answer key, but for the rows its problems cite and their order (the files may not
     be written yet): returns (key, [(problem, rowmap key, required)]) for :func:`finish`.
 
@@ -100,29 +101,29 @@ def draft(d: District, book, plants: list, warnings: list, files) -> tuple[dict,
     deferred = [(e, e["row"], True) for e in warnings]
     blocking: dict[int, set] = {}
     for pl in plants:
-        hh: Household = pl["hh"]
+        hh = pl.hh
         v = hh.village
-        p: Person | None = pl["person"]
-        entry = {"rule": pl["rule"], "village_code": v.code, "file": v.latest, "sheet": pl["sheet"],
+        p = pl.person
+        entry = {"rule": pl.rule, "village_code": v.code, "file": v.latest, "sheet": pl.sheet,
                  "row": None, "column": None, "head_id": hh.head.pid}
-        if pl.get("missed"):
+        if pl.missed:
             entry["file"] = None
-        elif pl.get("missing"):
+        elif pl.missing:
             deferred.append((entry, (S.SHEET_HOUSEHOLDS, hh.key, None), False))
             entry["person_id"] = p.pid
-        elif pl["sheet"] == S.SHEET_MEMBERS:
+        elif pl.sheet == S.SHEET_MEMBERS:
             deferred.append((entry, (S.SHEET_MEMBERS, hh.key, p.pid), True))
             entry["person_id"] = p.pid
         else:
             deferred.append((entry, (S.SHEET_HOUSEHOLDS, hh.key, None), True))
-        if pl["col"]:
-            cols = S.MEMBER_COLUMNS if pl["sheet"] == S.SHEET_MEMBERS else S.HOUSEHOLD_COLUMNS
-            entry["column"] = next(c.label for c in cols if c.key == pl["col"])
-        if pl.get("orphan"):
+        if pl.col:
+            cols = S.MEMBER_COLUMNS if pl.sheet == S.SHEET_MEMBERS else S.HOUSEHOLD_COLUMNS
+            entry["column"] = next(c.label for c in cols if c.key == pl.col)
+        if pl.orphan:
             entry["head_id"] = None  # the row links to no household
         problems.append(entry)
-        if pl["rule"].startswith("B") and not pl.get("orphan") and not pl.get("missed"):
-            blocking.setdefault(hh.key, set()).add(pl["rule"])
+        if pl.rule.startswith("B") and not pl.orphan and not pl.missed:
+            blocking.setdefault(hh.key, set()).add(pl.rule)
     problems += warnings
     # B10
     for v in d.villages:

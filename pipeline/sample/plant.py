@@ -11,6 +11,7 @@ Each step changes the model of ``model.py`` in place and draws from its own seed
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from pipeline import schema as S
@@ -27,6 +28,20 @@ from pipeline.sample.model import (
     draw_other_causes,
     wchoice,
 )
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A data problem planted in a household, for the answer key to cite where the files put it."""
+
+    rule: str
+    hh: Household
+    sheet: str | None
+    col: str | None  # the column key; None: the row as a whole
+    person: Person | None = None
+    orphan: bool = False  # B4: the member row links to no household
+    missing: bool = False  # B9: the member is in no file
+    missed: bool = False  # B9: the household is in no file
 
 # ------------------------------------------------------------------------------------------
 # 3. Planted incomes: exact boundaries and bunching
@@ -157,15 +172,9 @@ def _shape_band(d: District, rng, v: Village, line: Decimal, n_above: int, n_bel
 # ------------------------------------------------------------------------------------------
 
 
-def plant_problems(d: District) -> list[dict]:
-    """Plant the data problems in the model; return them (rule, household, sheet, column key,
-    person), for the answer key to cite once the files say where they went."""
-    plants: list[dict] = []
-
-    def planted(rule: str, hh: Household, sheet: str | None, col: str | None, person: Person | None = None,
-                **extra) -> None:
-        plants.append({"rule": rule, "hh": hh, "sheet": sheet, "col": col, "person": person, **extra})
-
+def plant_problems(d: District) -> list[Planted]:
+    """Plant the data problems (B1–B9) and warnings in the model; return the problems."""
+    plants: list[Planted] = []
     rng = d.rng_for("problems")
     special = {"bunch", "bunch_decoy"}
     eligible = [hh for hh in d.households if not (special & hh.village.roles) and not hh.tags]
@@ -211,13 +220,13 @@ def plant_problems(d: District) -> list[dict]:
             raw = pid[:9] + pid[10:]
         p.set_cell("person_id", raw)
         block(hh, "B1")
-        planted("B1", hh, M, "person_id", p)
+        plants.append(Planted("B1", hh, M, "person_id", p))
     # B2: an ID Excel stored as a number (15 significant digits kept)
     for hh in take(lambda h: ordinary(h) and plain_adult(h) and plain_adult(h).pid[-1] != "X", d.count(5, 2)):
         p = plain_adult(hh)
         p.set_cell("person_id", float(f"{int(p.pid):.15g}"))
         block(hh, "B2")
-        planted("B2", hh, M, "person_id", p)
+        plants.append(Planted("B2", hh, M, "person_id", p))
     # B3: the same person in two households of one village, and in two villages
     n3 = d.count(2, 2)
     for k, hh in enumerate(take(lambda h: ordinary(h) and plain_adult(h) and len(h.members) >= 2, n3)):
@@ -232,8 +241,8 @@ def plant_problems(d: District) -> list[dict]:
         other[0].extra_rows.append(p)
         block(hh, "B3")
         block(other[0], "B3")
-        planted("B3", hh, M, "person_id", p)
-        planted("B3", other[0], M, "person_id", p)
+        plants.append(Planted("B3", hh, M, "person_id", p))
+        plants.append(Planted("B3", other[0], M, "person_id", p))
     # B4: a member whose 户主身份证号 matches no household (the spouse's ID was typed);
     # and a household whose members were never entered
     for hh in take(lambda h: ordinary(h) and len(h.members) >= 3 and plain_adult(h), d.count(1)):
@@ -241,40 +250,40 @@ def plant_problems(d: District) -> list[dict]:
         spouse = next((m for m in hh.members[1:] if m is not p), None)
         p.orphan_head = spouse.pid
         hh.declared_size = len(hh.members)
-        planted("B4", hh, M, "head_id", p, orphan=True)
+        plants.append(Planted("B4", hh, M, "head_id", p, orphan=True))
     for hh in take(lambda h: ordinary(h) and not any(m.registered for m in h.members), d.count(1)):
         hh.no_member_rows = True
         hh.declared_size = len(hh.members)  # the village counted them, but typed no member rows
         hh.unreadable_amount = True  # no members: no per-capita income
         block(hh, "B4")
-        planted("B4", hh, H, "head_id")
+        plants.append(Planted("B4", hh, H, "head_id"))
     # B5: two 户主
     for hh in take(lambda h: ordinary(h) and plain_adult(h), d.count(2, 2)):
         p = plain_adult(hh)
         p.set_cell("relation", S.HEAD)
         block(hh, "B5")
-        planted("B5", hh, M, "relation", p)
+        plants.append(Planted("B5", hh, M, "relation", p))
     # B6: a required value missing
     b6 = take(lambda h: ordinary(h) and plain_adult(h), d.count(3, 3))
     for k, hh in enumerate(b6):
         if k % 3 == 0:
             hh.cell["housing_grade"] = None
-            planted("B6", hh, H, "housing_grade")
+            plants.append(Planted("B6", hh, H, "housing_grade"))
         else:
             p = plain_adult(hh)
             key = "name" if k % 3 == 1 else "relation"
             p.set_cell(key, None)
-            planted("B6", hh, M, key, p)
+            plants.append(Planted("B6", hh, M, key, p))
         block(hh, "B6")
     # B7: a value outside its code list
     for k, hh in enumerate(take(lambda h: ordinary(h) and plain_adult(h), d.count(3, 2))):
         if k % 2 == 0:
             hh.cell["housing_grade"] = "E"
-            planted("B7", hh, H, "housing_grade")
+            plants.append(Planted("B7", hh, H, "housing_grade"))
         else:
             p = plain_adult(hh)
             p.set_cell("labor_skill", "强劳动力")
-            planted("B7", hh, M, "labor_skill", p)
+            plants.append(Planted("B7", hh, M, "labor_skill", p))
         block(hh, "B7")
     # B8: an amount negative or not a number
     b8_values = (("wage_income", "-500"), ("business_income", "不详"), ("property_income", "约2000元"))
@@ -283,7 +292,7 @@ def plant_problems(d: District) -> list[dict]:
         hh.cell[key] = raw
         hh.unreadable_amount = True
         block(hh, "B8")
-        planted("B8", hh, H, key)
+        plants.append(Planted("B8", hh, H, key))
     # B9 漏人: a registered member the village left out
     def registered_member(h):
         return next((m for m in h.members[1:] if m.registered and not m.health and not m.disabled
@@ -292,10 +301,10 @@ def plant_problems(d: District) -> list[dict]:
         p = registered_member(hh)
         p.in_survey = False
         block(hh, "B9")
-        planted("B9", hh, H, None, p, missing=True)
+        plants.append(Planted("B9", hh, H, None, p, missing=True))
     for hh in d.missed_households:
         if hh.kind == "reg":
-            planted("B9", hh, None, None, None, missed=True)
+            plants.append(Planted("B9", hh, None, None, None, missed=True))
     # ---- warnings (not blocking) ----
     # W1 declared 家庭人口 differs
     for hh in take(lambda h: True, d.count(30, 2)):

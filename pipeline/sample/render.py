@@ -246,8 +246,8 @@ def file_names(v: Village) -> list[str]:
     return [forms[(v.idx + k) % len(forms)] for k in range(2)]
 
 
-# column layout of one sheet as the village typed it: list of (header text, group, key)
 def _layout(v: Village, cols: tuple, sheet: str, rng) -> list:
+    """The columns of one sheet as the village typed them: [(header text, group, key)]."""
     st = v.style
     layout = []
     for c in cols:
