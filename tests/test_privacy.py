@@ -28,7 +28,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from builders import SheetSpec, household, make_id, member, write_survey
-from pipeline.commands import INSTANCE_TEMPLATE
+from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.rules.ids import check_char, repair_id
 from pipeline.sample.generator import ANSWER_KEY, generate
 
@@ -419,7 +419,7 @@ def test_warehouse_and_reports_are_readable_by_the_owner_only(private_run):
 def test_ui_command_binds_localhost(tmp_path, monkeypatch):
     """`huitoukan ui` starts `dagster dev -h 127.0.0.1` and the file server on 127.0.0.1 (checked
     without starting either)."""
-    from pipeline import cli, commands
+    from pipeline import cli, ui
 
     started = {}
 
@@ -446,7 +446,7 @@ def test_ui_command_binds_localhost(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR", "HUITOUKAN_DOWNLOAD_URL"):
         monkeypatch.setenv(env, "")
-    monkeypatch.setattr(commands.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(ui.subprocess, "Popen", FakeProcess)
     monkeypatch.setattr("pipeline.fileserver.serve_in_background", fake_serve)
     code = cli.main(["ui", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path / "w.duckdb"),
                      "--reports-dir", str(tmp_path / "reports")])

@@ -309,20 +309,11 @@ class Run:
 
 
 def run_district(raw: Path, out: Path) -> Run:
-    from pipeline import cli
+    from pipeline import runner
+    from pipeline.resources import build_resources
 
-    env = {"HUITOUKAN_RAW_DIR": str(raw), "HUITOUKAN_WAREHOUSE": str(out / "warehouse.duckdb"),
-           "HUITOUKAN_REPORTS_DIR": str(out / "reports")}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        result = cli.run_pipeline()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    result = runner.run_pipeline(build_resources(raw_dir=raw, warehouse=out / "warehouse.duckdb",
+                                                 reports_dir=out / "reports"))
     failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
     assert result.success, failures
     return Run(out / "warehouse.duckdb", out / "reports", result)

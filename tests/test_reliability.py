@@ -37,7 +37,7 @@ import duckdb
 import pytest
 
 from builders import SheetSpec, default_village, household, make_id, member, write_registry, write_survey, write_villages
-from pipeline.commands import INSTANCE_TEMPLATE
+from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE
 from pipeline.io.survey import MAX_FILE_BYTES
 
@@ -403,17 +403,14 @@ class FaultyRun:
 
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory) -> FaultyRun:
-    from pipeline import cli
+    from pipeline import runner
+    from pipeline.resources import build_resources
 
     root = tmp_path_factory.mktemp("faulty")
     raw, warehouse, reports = root / "raw", root / "w.duckdb", root / "reports"
     build_faulty_root(raw, root)
     peak = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HUITOUKAN_RAW_DIR", str(raw))
-        mp.setenv("HUITOUKAN_WAREHOUSE", str(warehouse))
-        mp.setenv("HUITOUKAN_REPORTS_DIR", str(reports))
-        result = cli.run_pipeline()
+    result = runner.run_pipeline(build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports))
     grew = max(resource.getrusage(who).ru_maxrss - before
                for who, before in zip((resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN), peak))
     return FaultyRun(raw, warehouse, reports, result, grew // 1024)

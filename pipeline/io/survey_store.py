@@ -21,6 +21,16 @@ from pipeline.io.survey import SET_ASIDE_COLUMNS, SHEET_ACCOUNT_COLUMNS
 from pipeline.rules.clean import empty_frame, typed_frame
 from pipeline.rules.problems import PROBLEM_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
+from pipeline.tables import (
+    CACHE_FILES,
+    CACHE_HOUSEHOLDS,
+    CACHE_MEMBERS,
+    CACHE_PROBLEMS,
+    ROWS_SET_ASIDE,
+    SHEET_ACCOUNTS,
+)
+from pipeline.tables import CACHE_ROWS_SET_ASIDE as CACHE_SET_ASIDE
+from pipeline.tables import CACHE_SHEET_ACCOUNTS as CACHE_SHEETS
 
 
 def _reader_version() -> str:
@@ -35,12 +45,6 @@ def _reader_version() -> str:
 
 
 READER_VERSION = _reader_version()
-CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS = (
-    "cache_survey_files", "cache_households", "cache_members", "cache_problems")
-CACHE_SHEETS, CACHE_SET_ASIDE = "cache_sheet_accounts", "cache_rows_set_aside"
-# The row account (rows seen = used + set aside, by reason) of every file in survey_files that was
-# read (the latest of its village or superseded): per sheet, and one row per set-aside row.
-SHEET_ACCOUNTS, ROWS_SET_ASIDE = "survey_sheet_accounts", "survey_rows_set_aside"
 
 
 @dataclass

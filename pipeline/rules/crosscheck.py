@@ -25,6 +25,7 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from pipeline.tables import dept_table
 from pipeline.schema import (
     DEPARTMENTS,
     HH_REGISTERED,
@@ -60,10 +61,6 @@ RULE_DEPARTMENTS = {
     "D1": ("hrss",), "D2": ("medical",), "D3": ("disability",), "D4": ("education",),
     "D5": ("income_recheck",),
 }
-
-
-def dept_table(key: str) -> str:
-    return f"dept_{key}"
 
 
 def _in(values: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ produce a finding); the answer key's findings are computed by :meth:`Extracts.ev
 structured records and the survey truth, and :meth:`Extracts.planted_key` lists the intent so a
 test can check that every hit is found and no decoy is.
 
-This module never imports the generator (it works on the generator's objects by attribute).
+It works on the district model of model.py, after the planted problems and participation.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipeline import schema as S
 from pipeline.sample import xlsxfast
+from pipeline.sample.model import person_name
 
 CREATED = dt.datetime(2019, 5, 12, 10, 0, 0)
 DEPT = S.DEPARTMENTS_BY_KEY
@@ -72,11 +73,11 @@ def _months_overlap(start: dt.date, end: dt.date, year: int) -> bool:
 
 
 class Extracts:
-    def __init__(self, settings, rng: random.Random, ids, gen):
-        self.st = settings
+    def __init__(self, district, rng: random.Random):
+        self.st = district.settings
         self.rng = rng
-        self.ids = ids
-        self.gen = gen
+        self.ids = district.ids  # shared: IDs stay distinct across the whole district
+        self.district = district
         self.records: dict[str, list[dict]] = {d.key: [] for d in S.DEPARTMENTS}
         self.by_pid: dict[str, list[tuple[str, dict]]] = {}
         self.planted: list[dict] = []
@@ -198,15 +199,15 @@ class Extracts:
         return list(self.planted)
 
     def plant(self, rng: random.Random) -> None:
-        g = self.gen
+        district = self.district
         st = self.st
         skip = {"blocked", "boundary", "bunch_above", "bunch_below", "all_zero", "loss", "w3", "missed"}
-        hs = [hh for hh in g.households if not (hh.tags & skip) and not hh.unreadable_amount
+        hs = [hh for hh in district.households if not (hh.tags & skip) and not hh.unreadable_amount
               and not hh.village.roles & {"bunch", "bunch_decoy"}]
-        cand2 = [hh for hh in hs if hh.exited and g.candidate(hh)]
-        cand3 = [hh for hh in hs if hh.kind in ("ordinary", "foreign", "removed") and g.candidate(hh)
+        cand2 = [hh for hh in hs if hh.exited and district.candidate(hh)]
+        cand3 = [hh for hh in hs if hh.kind in ("ordinary", "foreign", "removed") and district.candidate(hh)
                  and hh.applied and hh.review == S.REVIEW_PASSED and hh.main_cause]
-        low = [hh for hh in hs if g.candidate(hh)]
+        low = [hh for hh in hs if district.candidate(hh)]
         anyone = hs
         used: set[int] = set()
         year = st.income_year
@@ -243,7 +244,7 @@ class Extracts:
         def decoy_pools():
             return [low, anyone] if rng.random() < 0.5 else [anyone]
 
-        c = self.gen.count
+        c = self.district.count
 
         # ---- X1 工商 ----
         hits = [("个体工商户", "存续"), ("个体工商户", "在业"), ("有限责任公司", "存续"), ("个人独资企业", "在业")]
@@ -466,11 +467,11 @@ class Extracts:
                 self._intent("D5", "decoy", hh, None, f"复核人均为调查的{factor}倍，同侧")
 
     def _plant_simple(self, rule, hits, decoys, n_hits, n_decoys, pick, hit_pools, decoy_pools, adult, make, what):
-        g = self.gen
+        district = self.district
 
         def one_reason(h):
             """An exclusion must be the only reason a 附件3 candidate is left out."""
-            return not (h.kind in ("ordinary", "foreign", "removed") and g.candidate(h)) or (
+            return not (h.kind in ("ordinary", "foreign", "removed") and district.candidate(h)) or (
                 h.applied and h.review == S.REVIEW_PASSED and bool(h.main_cause))
 
         for kind, specs, n, pools in (("hit", hits, n_hits, hit_pools), ("decoy", decoys, n_decoys, decoy_pools)):
@@ -544,7 +545,7 @@ class Extracts:
             if (size and not hh.unreadable_amount and not hh.tags & {"blocked", "boundary", "bunch_above",
                                                                      "bunch_below"}
                     and not any(k == "income_recheck" for k, _ in self.by_pid.get(hh.head.pid, ()))
-                    and self.gen.candidate(hh) and rng.random() < 0.3):
+                    and self.district.candidate(hh) and rng.random() < 0.3):
                 pc = Decimal(hh.net) / 100 / size
                 if pc >= 1000 and abs(pc - line) > 300:
                     factor = Decimal(rng.randint(95, 105)) / 100
@@ -553,7 +554,6 @@ class Extracts:
     def unrelated(self, n: int) -> None:
         """People the departments know who are not in the survey (other districts, towns)."""
         rng = self.rng
-        g = self.gen
         year = self.st.income_year
         ref = self.st.reference_date
         areas = ("210505", "210502", "210503", "210504", "210521", "210102", "210103", "210302", "370102", "220102")
@@ -562,7 +562,7 @@ class Extracts:
             male = rng.random() < 0.5
             birth = dt.date.fromordinal(dt.date(ref.year - age - 1, 6, 1).toordinal() + rng.randrange(365))
             pid = self.ids.make(rng.choice(areas), birth, male)
-            who = Who(pid, g._name(rng, male), age, "男" if male else "女")
+            who = Who(pid, person_name(rng, male), age, "男" if male else "女")
             r = rng.random()
             if age < 19:
                 stage = "小学" if age <= 11 else "初中" if age <= 14 else "高中"
