@@ -130,7 +130,9 @@ def village_status(con) -> pd.DataFrame:
                  WHERE village_code IS NOT NULL GROUP BY village_code),
         unread AS (SELECT village_code, arg_max(file, mtime) AS unreadable_file,
                           arg_max(reason, mtime) AS unreadable_reason, max(mtime) AS unreadable_mtime
-                   FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NOT NULL GROUP BY village_code)
+                   FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NOT NULL AND (NOT other OR village_code NOT IN
+                       (SELECT village_code FROM survey_files WHERE status = '{FILE_READ}' AND village_code IS NOT NULL))
+                   GROUP BY village_code)
         SELECT v.village_code, v.village_name, v.subdistrict_code, v.subdistrict_name, v.farming,
                l.file, l.mtime, l.households, l.members, coalesce(s.files, 0) AS files,
                u.unreadable_file, u.unreadable_reason, u.unreadable_mtime
@@ -158,7 +160,7 @@ def village_status(con) -> pd.DataFrame:
 
 def unattributed_unreadable(con) -> pd.DataFrame:
     """Survey files that could not be read and that no village can be found for."""
-    return con.execute(f"SELECT file, reason FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NULL "
+    return con.execute(f"SELECT file, reason FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NULL AND NOT other "
                        "ORDER BY file").df()
 
 

@@ -13,6 +13,13 @@ _COUNTS = {
     "  read": "SELECT count(*) FROM survey_files WHERE status = '已读取'",
     "  superseded by a newer file": "SELECT count(*) FROM survey_files WHERE status = '已被新版本替代'",
     "  unreadable": "SELECT count(*) FROM survey_files WHERE status = '无法读取'",
+    "  not a survey workbook": "SELECT count(*) FROM survey_files WHERE status = '不是调查表文件'",
+    "rows below the headers": "SELECT coalesce(sum(rows_seen), 0) FROM survey_sheet_accounts s JOIN survey_files f "
+                              "USING (file) WHERE f.status = '已读取'",
+    "  used": "SELECT coalesce(sum(rows_used), 0) FROM survey_sheet_accounts s JOIN survey_files f "
+              "USING (file) WHERE f.status = '已读取'",
+    "  set aside": "SELECT count(*) FROM survey_rows_set_aside a JOIN survey_files f USING (file) "
+                   "WHERE f.status = '已读取'",
     "households": "SELECT count(*) FROM households",
     "persons": "SELECT count(*) FROM members",
     "problems (blocking open)": "SELECT count(*) FILTER (WHERE blocking) FROM open_problems",
@@ -29,6 +36,9 @@ def run_summary(warehouse: Path, reports: Path, elapsed: float) -> str:
             lines.append(f"  {label:<32} {con.execute(sql).fetchone()[0]:>8}")
         rows = con.execute("SELECT rule, count(*) FROM open_problems GROUP BY 1 ORDER BY "
                            "left(rule, 1), CAST(substr(rule, 2) AS INTEGER)").fetchall()
+        aside = con.execute("SELECT a.reason, count(*) FROM survey_rows_set_aside a JOIN survey_files f USING (file) "
+                            "WHERE f.status = '已读取' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+        lines.append("  rows set aside by reason: " + (", ".join(f"{r} {n}" for r, n in aside) or "none"))
         lines.append("  problems by rule: " + (", ".join(f"{r} {n}" for r, n in rows) or "none"))
         c = con.execute("""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
                                   count(*) FILTER (WHERE annex3_category IS NOT NULL),

@@ -478,6 +478,7 @@ def test_combinations_of_variants_lose_and_invent_nothing(book):
 
 V4, V4_NAME = "210505004202", "石桥子村"  # its only file is password-protected
 V5, V5_NAME = "210505004203", "大堡村"  # its only file has two 家庭基本情况 sheets
+V6, V6_NAME = "210505004204", "新城村"  # its only file is in WPS's own format (.et)
 
 
 def _sheet_rows(path: Path, sheet: str) -> list[dict]:
@@ -501,7 +502,7 @@ def district(tmp_path_factory):
     truth = build_clean_district(raw)
     write_villages(raw, [village(V1, V1_NAME, S1), village("210505001201", "南芬村", "南芬街道"),
                          village("210505001001", "南芬社区", "南芬街道", "否"),
-                         village(V4, V4_NAME, S1), village(V5, V5_NAME, S1)])
+                         village(V4, V4_NAME, S1), village(V5, V5_NAME, S1), village(V6, V6_NAME, S1)])
     # 财神庙村 again, as its clerk saved it: the three failures of the issue
     hh = [household(H1, seq=1, head_name=NAMES[H1], hh_no=HH_NO, hh_type="建档立卡户", exit_status="已脱贫(享受政策)",
                     declared_size=2, wage_income=3000, main_cause="因病"),
@@ -520,6 +521,8 @@ def district(tmp_path_factory):
                  village_code=V5, village_name=V5_NAME, subdistrict=S1,
                  more_tables=[(SHEET_HOUSEHOLDS, SheetSpec([household(other)], sheet_name="家庭基本情况(2)"))],
                  check=False)
+    (raw / "surveys" / S1 / f"{V6_NAME}.et").write_bytes(b"\xd0\xcf\x11\xe0" + b"\x00" * 500)
+    (raw / "surveys" / S1 / f"{V1_NAME}签字版.pdf").write_bytes(b"%PDF-1.4\n")  # a scan beside the workbook
     warehouse, reports = run_cli_pipeline(raw, base)
     return raw, warehouse, reports, truth
 
@@ -556,14 +559,17 @@ def test_a_village_whose_only_file_cannot_be_read_is_told_so_never_not_submitted
     con = duckdb.connect(str(warehouse), read_only=True)
     by_rule = con.execute("SELECT rule, village_code, file, message FROM open_problems WHERE rule IN ('B10', 'B11')"
                           " ORDER BY village_code").fetchall()
-    assert [(r, v) for r, v, _, _ in by_rule] == [("B11", V4), ("B11", V5)]
+    assert [(r, v) for r, v, _, _ in by_rule] == [("B11", V4), ("B11", V5), ("B11", V6)]
+    assert "WPS表格格式" in by_rule[2][3] and "另存为.xlsx" in by_rule[2][3]
     assert by_rule[0][3].startswith("报送的文件无法读取：文件已加密") and f"{V4_NAME}.xlsx" in by_rule[0][3]
     assert "都像“家庭基本情况”" in by_rule[1][3]
     reasons = gate_reasons(con, raw, reports, None)
     assert not any("未报送" in r for r in reasons)
     assert any(r.startswith(f"涉农村报送的文件无法读取：思山岭街道{V4_NAME}（{V4}）") and "密码" in r for r in reasons)
     status = {r["村代码"]: r for r in _sheet_rows(reports / "进度.xlsx", "村报送情况")}
-    assert status[V4]["报送情况"] == status[V5]["报送情况"] == "已报送（文件无法读取）"
+    assert status[V4]["报送情况"] == status[V5]["报送情况"] == status[V6]["报送情况"] == "已报送（文件无法读取）"
+    files = dict(con.execute("SELECT file, status FROM survey_files").fetchall())
+    assert files["surveys/思山岭街道/财神庙村签字版.pdf"] == "不是调查表文件"  # listed, never silently passed over
     listed = _sheet_rows(next((reports / "problems").rglob(f"{V4}_*_问题清单.xlsx")), "问题清单")
     assert [r["规则"] for r in listed] == ["B11"] and "密码" in listed[0]["问题"]
 

@@ -45,6 +45,7 @@ SETTLE_SECONDS = float(os.environ.get("HUITOUKAN_SETTLE_SECONDS", "2"))
 
 FILE_COLUMNS = ("file", "village_code", "mtime", "size", "status", "reason", "households", "members")
 FILE_READ, FILE_SUPERSEDED, FILE_UNREADABLE, FILE_UNSETTLED = "已读取", "已被新版本替代", "无法读取", "正在写入，下次读取"
+FILE_OTHER = "不是调查表文件"  # a PDF, a Word document, a photo… under surveys/: listed, not read
 
 
 class InputError(Exception):
@@ -190,12 +191,36 @@ def _read_one(root: Path, path: Path) -> FileResult:
     return FileResult({**base, "village_code": peek_village_code(path), "status": FILE_UNREADABLE, "reason": reason})
 
 
+# A spreadsheet saved in a format the reader does not take: the village is told to save it again.
+OTHER_SPREADSHEETS = {".et": "WPS表格格式（.et）", ".ett": "WPS表格模板（.ett）", ".ods": "OpenDocument表格（.ods）",
+                      ".xlsb": "Excel二进制工作簿（.xlsb）", ".csv": "CSV文本", ".numbers": "Numbers表格",
+                      ".xltx": "Excel模板（.xltx）", ".xlt": "Excel模板（.xlt）"}
+SYSTEM_FILES = {"thumbs.db", "desktop.ini"}  # written by Windows itself, never sent by anyone
+
+
 def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list[dict]]:
-    """Survey files ready to read, and records for those still being written."""
-    paths = list_files(root / SURVEYS_DIR, SURVEY_SUFFIXES)
+    """Survey files ready to read, and records for the files that are not read this time: those
+    still being written, and every other file under surveys/ — nothing there is passed over
+    silently. A spreadsheet in another format (WPS .et, .ods, .csv…) cannot be read (the village
+    saves it again as .xlsx); any other file (a scanned PDF, a Word document, a photo) is listed as
+    not a survey workbook."""
+    paths = list_files(root / SURVEYS_DIR)
     now = dt.datetime.now().timestamp()
     ready, unsettled = [], []
     for p in paths:
+        suffix = p.suffix.lower()
+        if suffix not in SURVEY_SUFFIXES:
+            if p.name.lower() in SYSTEM_FILES:
+                continue
+            stat = p.stat()
+            base = {"file": rel(root, p), "mtime": stat.st_mtime, "size": stat.st_size, "village_code": None}
+            if suffix in OTHER_SPREADSHEETS:
+                unsettled.append({**base, "status": FILE_UNREADABLE,
+                                  "reason": f"文件是{OTHER_SPREADSHEETS[suffix]}，不是Excel工作簿：请另存为.xlsx后重新报送"})
+            else:
+                unsettled.append({**base, "status": FILE_OTHER,
+                                  "reason": f"不是Excel调查表（扩展名“{p.suffix or '无'}”），没有读取"})
+            continue
         if not settle or is_settled(p, now):
             ready.append(p)
         else:

@@ -61,19 +61,20 @@ _PLACE = ("CASE WHEN b.village_code = a.village_code THEN '本村调查表第' |
 # Survey files that could not be read, each with the village it belongs to: the 村代码 read from its
 # row 2 when that much could be read, else the one roster village whose name is in the file's path
 # (the longest such name; none when two villages' names fit equally). Such a village has submitted:
-# it gets B11 on the file, never B10 "未报送".
+# it gets B11 on the file, never B10 "未报送". A file that is not a workbook at all (a scanned PDF)
+# counts only when it is all the village sent.
 UNREADABLE_FILES_SQL = """
     SELECT f.file, f.mtime, f.reason, coalesce(f.village_code, g.village_code) AS village_code,
-           f.village_code IS NULL AND g.village_code IS NOT NULL AS by_name
+           f.village_code IS NULL AND g.village_code IS NOT NULL AS by_name, f.status = '不是调查表文件' AS other
     FROM survey_files f LEFT JOIN (
         SELECT file, any_value(village_code) AS village_code FROM (
             SELECT f.file, v.village_code, length(v.village_name) AS n,
                    max(length(v.village_name)) OVER (PARTITION BY f.file) AS best
             FROM survey_files f JOIN villages v
               ON length(coalesce(v.village_name, '')) > 0 AND strpos(f.file, v.village_name) > 0
-            WHERE f.status = '无法读取' AND f.village_code IS NULL)
+            WHERE f.status IN ('无法读取', '不是调查表文件') AND f.village_code IS NULL)
         WHERE n = best GROUP BY file HAVING count(*) = 1) g USING (file)
-    WHERE f.status = '无法读取'"""
+    WHERE f.status IN ('无法读取', '不是调查表文件')"""
 
 # rule -> SELECT with columns: village_code, file, sheet, row, column, raw_value, value_kind,
 #         message, anchor, hh_key
@@ -187,7 +188,8 @@ RELATIONAL_SQL: dict[str, str] = {
                || CASE WHEN r.file IS NOT NULL THEN '；目前使用的是较早报送的 ' || r.file ELSE '' END,
                'file:' || u.file, NULL
         FROM u LEFT JOIN used r USING (village_code)
-        WHERE r.mtime IS NULL OR u.mtime > r.mtime""",
+        WHERE CASE WHEN u.other THEN r.mtime IS NULL AND u.village_code IS NOT NULL  -- a PDF beside a workbook is fine
+                   ELSE r.mtime IS NULL OR u.mtime > r.mtime END""",
     "W1": f"""
         SELECT h.village_code, h.file, '{H}', h.row, '家庭人口', CAST(h.declared_size AS VARCHAR), 'text',
                '申报家庭人口' || h.declared_size || '人，家庭成员情况表有' || i.size || '人', {HH_ANCHOR}, h.hh_key
