@@ -381,6 +381,39 @@ def test_benren_for_huzhu(tmp_path):
     assert set(result.members["relation"]) == {"户主", "配偶"} and rules(result) == []
 
 
+def test_head_id_only_on_the_first_member_row_is_not_filled_down(tmp_path):
+    """户主身份证号 typed on the first member row only, the rows below left empty without a merge:
+    not guessed — each such row is B6 (and B4: it belongs to no household) for the village to fill."""
+    hh, mm, heads = village()
+    for m in mm:
+        if m["relation"] == "配偶":
+            m["head_id"] = None
+    raw = tmp_path / "raw"
+    write_survey(raw / "surveys" / "a.xlsx", SheetSpec(hh), SheetSpec(mm))
+    result = ingest(raw)
+    assert len(result.members) == 6  # every row is kept
+    assert rules(result) == ["B6"] * 3
+    assert result.members["hh_key"].isna().sum() == 3
+
+
+def test_a_sheet_protected_against_editing(tmp_path):
+    """Sheet protection (not a file password) only stops editing: the values are read."""
+    import openpyxl
+
+    hh, mm, heads = village()
+    raw = tmp_path / "raw"
+    path = raw / "surveys" / "a.xlsx"
+    write_survey(path, SheetSpec(hh), SheetSpec(mm))
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        ws.protection.sheet = True
+        ws.protection.password = "1234"
+    wb.save(path)
+    result = ingest(raw)
+    assert_amounts(result, heads)
+    assert len(result.members) == 6 and rules(result) == []
+
+
 @pytest.mark.parametrize("src_suffix,dst_suffix", [(".xls", ".xlsx"), (".xlsx", ".xls")])
 def test_a_workbook_whose_name_says_the_other_format(tmp_path, src_suffix, dst_suffix):
     hh, mm, heads = village()

@@ -44,6 +44,9 @@ a row typed only in columns the schema does not know        set aside: 只有未
 a row typed only in 备注                                    set aside: 只有备注, W10 (never a phantom
                                                             household or person with three B6)
 a member row far from its household's other rows            accepted (rows link by 户主身份证号)
+户主身份证号 typed on a household's first member row only,   not filled down (a blank may mean "same as
+left empty below (no merge)                                 above" or "not known"): B6/B4 on each row
+a sheet protected against editing (not the file)            accepted: protection does not hide values
 rows hidden by a filter, frozen panes, an autofilter        accepted: hiding is a view, the rows are data
 amounts as formulas                                         accepted: the value Excel saved counts
 a title row above the header, row 2 across several cells    accepted
@@ -53,6 +56,9 @@ a workbook saved by WPS (its own app/custom properties,     accepted: the conten
 shared or inline strings)                                   producing application
 an ``.xls`` saved as ``.xlsx`` or the reverse               accepted: the content decides the format
 a password-protected or damaged file, not a workbook        refused with the reason (B11)
+a WPS .et, .ods or .csv file under surveys/                 refused: save it again as .xlsx (B11)
+a scanned PDF or a photo beside the workbook                listed as not a survey workbook; B11 only when
+                                                            it is all the village sent
 the only file of a village refused                          B11 on that file, never B10 "未报送"
 ==========================================================  ===========================================
 """
@@ -408,7 +414,7 @@ def read_survey(path: Path) -> SurveyRead:
             village_code, info_line = _find_village(chosen.values[:4].tolist())
     if not sheets:
         seen = "；".join(f"“{a.sheet_name}”：{a.note}" for a in accounts) or "工作簿中没有工作表"
-        raise UnreadableWorkbook("没有可识别的工作表（需要“" + "”和“".join(SURVEY_SHEETS) + f"”的列名；{seen}）")
+        raise UnreadableWorkbook("没有可识别的工作表：找不到“" + "”或“".join(SURVEY_SHEETS) + f"”的表头（列名）（{seen}）")
     if village_code is None:  # the line may be on a sheet that is not a table (a cover sheet)
         for candidate in (c for found in candidates.values() for c in found):
             village_code, info_line = _find_village(candidate.values[:4].tolist())

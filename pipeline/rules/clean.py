@@ -95,7 +95,11 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
             out[col.key] = results.map(lambda r: r.value)
             out[f"{col.key}_status"] = results.map(lambda r: r.status.value)
             if col.key == "head_id":
-                head_links = pd.Series([_id_link(v, r.value) for v, r in zip(series, results)], index=raw.index)
+                # dtype=object: pandas 3 would infer a string column and turn a missing link into NaN,
+                # which is truthy ("<村代码>|nan" would join every member without a head ID to every
+                # household without one)
+                head_links = pd.Series([_id_link(v, r.value) for v, r in zip(series, results)], index=raw.index,
+                                       dtype=object)
             for idx in results.index[results.map(lambda r: r.status in (IdStatus.INVALID, IdStatus.DAMAGED))]:
                 r = results[idx]
                 rule = "B2" if r.status is IdStatus.DAMAGED else "B1"
@@ -115,7 +119,8 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
             for idx in missing.index[missing]:
                 problems.append(Problem("B6", village_code, file, read.sheet, int(out.at[idx, "row"]), col.label, "",
                                         f"{col.label}未填写", anchors[idx]))
-    out["hh_key"] = head_links.map(lambda link: household_key(village_code, link))
+    out["hh_key"] = pd.Series([household_key(village_code, link) for link in head_links], index=raw.index,
+                              dtype=object)
     out = typed_frame(out, columns)
     for p in problems:
         if p.row is not None and p.anchor and not p.anchor.startswith("column:"):
