@@ -11,29 +11,26 @@ os.environ.pop("DAGSTER_HOME", None)
 os.environ.pop("HUITOUKAN_SETTINGS", None)
 
 
-@pytest.fixture
-def run_pipeline(tmp_path, monkeypatch):
-    """Run the whole pipeline on a data root; returns (warehouse path, reports dir)."""
-    from pipeline import cli
+def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None):
+    """Run the whole pipeline on a data root, in this process, with its own warehouse and reports
+    under ``out``; returns (warehouse, reports, result). Great Expectations is faked unless the
+    test is about it (tests/fakes.py)."""
+    from fakes import FakeGreatExpectations
+    from pipeline import runner
+    from pipeline.resources import build_resources
 
-    def _run(raw: Path, *extra: str) -> tuple[Path, Path]:
-        warehouse, reports = tmp_path / "warehouse.duckdb", tmp_path / "reports"
-        for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"):
-            monkeypatch.delenv(env, raising=False)
-        code = cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
-                         "--reports-dir", str(reports), *extra])
-        assert code == 0
-        return warehouse, reports
-
-    return _run
+    warehouse, reports = out / "warehouse.duckdb", out / "reports"
+    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports,
+                                ge=None if real_ge else FakeGreatExpectations())
+    result = runner.run_pipeline(resources, inst=inst)
+    failures = [(e.step_key, e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    return warehouse, reports, result
 
 
 def run_cli_pipeline(raw: Path, out: Path) -> tuple[Path, Path]:
-    """Run the whole pipeline through the CLI (for module-scoped fixtures)."""
-    from pipeline import cli
-
-    warehouse, reports = out / "warehouse.duckdb", out / "reports"
-    assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--reports-dir", str(reports)]) == 0
+    """The pipeline on a data root (for module-scoped fixtures): (warehouse, reports)."""
+    warehouse, reports, _ = run_district(raw, out)
     return warehouse, reports
 
 

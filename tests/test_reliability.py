@@ -403,14 +403,13 @@ class FaultyRun:
 
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory) -> FaultyRun:
-    from pipeline import runner
-    from pipeline.resources import build_resources
+    from conftest import run_district
 
     root = tmp_path_factory.mktemp("faulty")
     raw, warehouse, reports = root / "raw", root / "w.duckdb", root / "reports"
     build_faulty_root(raw, root)
     peak = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    result = runner.run_pipeline(build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports))
+    warehouse, reports, result = run_district(raw, root)
     grew = max(resource.getrusage(who).ru_maxrss - before
                for who, before in zip((resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN), peak))
     return FaultyRun(raw, warehouse, reports, result, grew // 1024)

@@ -18,7 +18,8 @@ import duckdb
 import pytest
 
 from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
-from conftest import read_detail
+from conftest import read_detail, run_district
+from fakes import FakeGreatExpectations
 from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
 from pipeline.resources import build_resources
@@ -49,11 +50,11 @@ class World:
     def __init__(self, base: Path):
         self.base, self.raw = base, base / "raw"
         self.warehouse, self.reports = base / "warehouse.duckdb", base / "reports"
-        self.resources = build_resources(raw_dir=self.raw, warehouse=self.warehouse, reports_dir=self.reports)
+        self.resources = build_resources(raw_dir=self.raw, warehouse=self.warehouse, reports_dir=self.reports,
+                                         ge=FakeGreatExpectations())
 
     def run(self) -> None:
-        assert cli.main(["run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
-                         "--reports-dir", str(self.reports)]) == 0
+        run_district(self.raw, self.base)
 
     def sign(self, decision: str = "同意", comment: str = "", signer: str = SIGNER):
         return runner.run_signoff(self.resources, signer, decision, comment)
