@@ -2,8 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parent))
 # Test files are written a moment before they are read; the "still being copied" guard would hold them.
 os.environ["HUITOUKAN_SETTLE_SECONDS"] = "0"
@@ -16,6 +14,7 @@ def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None):
     under ``out``; returns (warehouse, reports, result). Great Expectations is faked unless the
     test is about it (tests/fakes.py)."""
     from fakes import FakeGreatExpectations
+
     from pipeline import runner
     from pipeline.resources import build_resources
 

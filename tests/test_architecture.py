@@ -52,7 +52,7 @@ def import_graph() -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 if target and target != name and target.startswith("pipeline"):
                     graph[name].add(target)
-    for name, deps in graph.items():  # importing a package's module also runs the package's __init__
+    for deps in graph.values():  # importing a package's module also runs the package's __init__
         deps.discard("pipeline")
     return graph
 
