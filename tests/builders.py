@@ -303,8 +303,8 @@ def as_wps(path: Path) -> None:
 
     for name in [n for n in parts if n.startswith("xl/worksheets/sheet")]:
         parts[name] = re.sub(rb'<c([^>]*? t="s"[^>]*)><v>(\d+)</v></c>', inline, parts[name])
-    parts["docProps/app.xml"] = re.sub(rb"<Application>.*?</Application>", b"<Application>WPS \xe8\xa1\xa8\xe6\xa0\xbc</Application>",
-                                       parts["docProps/app.xml"])
+    wps_name = "<Application>WPS 表格</Application>".encode()
+    parts["docProps/app.xml"] = re.sub(rb"<Application>.*?</Application>", wps_name, parts["docProps/app.xml"])
     parts["docProps/custom.xml"] = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Properties '
         'xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" '

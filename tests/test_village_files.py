@@ -16,13 +16,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from builders import (
     Formula,
     SheetSpec,
-    as_wps,
     check_account,
     household,
     make_id,
@@ -30,6 +26,9 @@ from builders import (
     write_survey,
     xlsx_to_xls,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE, ingest_surveys
 from pipeline.io.survey import (
     ASIDE_BLANK,
@@ -525,10 +524,9 @@ def _sheet_rows(path: Path, sheet: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def district(tmp_path_factory):
+    from builders import write_villages
     from clean_district import H1, H1_WIFE, H2, HH_NO, NAMES, S1, V1_NAME, build_clean_district, village
     from conftest import run_cli_pipeline
-
-    from builders import write_villages
 
     base = tmp_path_factory.mktemp("village_files")
     raw = base / "raw"
@@ -563,7 +561,6 @@ def district(tmp_path_factory):
 @pytest.mark.integration
 def test_the_three_failures_lose_no_household_and_invent_none(district):
     import duckdb
-
     from clean_district import V1
     from conftest import read_detail
 
@@ -610,7 +607,6 @@ def test_a_village_whose_only_file_cannot_be_read_is_told_so_never_not_submitted
 @pytest.mark.integration
 def test_the_row_account_is_shown_with_every_file(district):
     import duckdb
-
     from clean_district import V1
 
     raw, warehouse, reports, truth = district

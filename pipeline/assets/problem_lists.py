@@ -150,8 +150,8 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     原文件行号, 列, 原值 (masked), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
     (problems by village and rule, and coverage: the registered households and persons each
     village's survey found). Each list also carries 行数核对: the rows of the village's file, read in
-    or set aside with the reason (blank, notes, repeated header, 合计…). A village with no problem gets a list that says so. Lists of villages
-    no longer concerned are removed."""
+    or set aside with the reason (blank, notes, repeated header, 合计…). A village with no problem
+    gets a list that says so. Lists of villages no longer concerned are removed."""
     s = settings.get()
     generated = dt.datetime.now().replace(microsecond=0)
     with warehouse.connect(read_only=True) as con:

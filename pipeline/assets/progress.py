@@ -13,10 +13,10 @@ from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
     OFFICE_TZ,
+    ROW_ACCOUNT_LABELS,
     department_status,
     local_time,
     office_now,
-    ROW_ACCOUNT_LABELS,
     open_blocking,
     row_accounts,
     village_status,

@@ -1,7 +1,8 @@
 """Cleaning one village workbook: typed values, repaired IDs, and the cell-level problems.
 
 Cell-level problems found here: B1/B2 (IDs), B6 (required value missing), B7 (code list), B8
-(amounts), W10 (a row or sheet set aside for an unusual reason, from the reader's row account). Problems that need more than one row (B3–B5, B9, B10, W-rules) are SQL in
+(amounts), W10 (a row or sheet set aside for an unusual reason, from the reader's row
+account). Problems that need more than one row (B3–B5, B9, B10, W-rules) are SQL in
 ``pipeline/rules/sql``.
 """
 
