@@ -459,6 +459,7 @@ def variant_workbooks(draw):
         hh, sheet_name=draw(st.sampled_from(["家庭基本情况", "表1 家庭基本情况", "Sheet1", "户表"])),
         blank_rows_before=draw(st.lists(idx, unique=True, max_size=2)),
         seq_only_before=draw(st.lists(idx, unique=True, max_size=2)),
+        note_only_before=draw(st.lists(idx, unique=True, max_size=1)),
         repeat_header_before=draw(st.one_of(st.none(), idx.filter(lambda i: i > 0))),
         notes=draw(st.booleans()),
         totals_after=draw(st.one_of(st.just({}), st.just({n - 1: "合计"}),
@@ -497,8 +498,9 @@ def test_combinations_of_variants_lose_and_invent_nothing(book):
     assert_amounts(result, heads)
     assert len(result.members) == len(mm)
     assert sorted(result.members["person_id"]) == sorted(m["person_id"] for m in mm)
-    assert set(rules(result)) <= {"W10"}  # only an unlabelled total is asked about
-    assert rules(result).count("W10") == sum(1 for v in h_spec.totals_after.values() if v is None)
+    assert set(rules(result)) <= {"W10"}  # only an unlabelled total and a remarks-only row are asked about
+    assert rules(result).count("W10") == sum(1 for v in h_spec.totals_after.values() if v is None) + len(
+        h_spec.note_only_before)
     for _, sheet in result.sheets.iterrows():
         assert sheet["rows_seen"] == sheet["rows_used"] + sheet["rows_set_aside"]
 
