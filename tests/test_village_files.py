@@ -626,3 +626,44 @@ def test_the_row_account_is_shown_with_every_file(district):
     listed = _sheet_rows(next((reports / "problems").rglob(f"{V1}_*_问题清单.xlsx")), "行数核对")
     assert {r["工作表"] for r in listed} == {"表1 家庭基本情况", "家庭成员情况表", "填表说明", "Sheet3"}
     assert sum(r["行数"] for r in listed) == sum(r["读入"] + r["未读入"] for r in listed)
+
+
+def test_which_unreadable_files_are_problems_and_for_whom():
+    """B11 and B10 on survey_files and the roster alone (plain SQL, no pipeline): a refused file
+    is B11 when it is all the village sent or newer than the file in use; a village found by its
+    row-2 code or, failing that, by its name in the path has submitted (no B10); a PDF beside a
+    workbook is no problem; a refused file no village can be found for is the district's."""
+    import duckdb
+
+    from pipeline.rules.quality import relational_sql
+    from pipeline.settings import Settings
+
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE villages AS SELECT * FROM (VALUES
+        ('210505004201', '甲村', '思山岭街道', true), ('210505004202', '乙村', '思山岭街道', true),
+        ('210505004203', '丙村', '思山岭街道', true), ('210505004204', '丁村', '思山岭街道', true),
+        ('210505004205', '戊村', '思山岭街道', true), ('210505004206', '己村', '思山岭街道', true))
+        v(village_code, village_name, subdistrict_name, farming)""")
+    con.execute("""CREATE TABLE survey_files AS SELECT * FROM (VALUES
+        ('surveys/甲村.xlsx', '210505004201', 1.0, '已读取', ''),
+        ('surveys/甲村-修改版.xlsx', '210505004201', 2.0, '无法读取', '文件已加密'),
+        ('surveys/乙村-旧.xlsx', NULL, 1.0, '无法读取', '文件已损坏'),
+        ('surveys/乙村.xlsx', '210505004202', 2.0, '已读取', ''),
+        ('surveys/丙村.xlsx', NULL, 1.0, '无法读取', '文件已加密'),
+        ('surveys/丁村扫描件.pdf', NULL, 1.0, '不是调查表文件', '不是Excel调查表'),
+        ('surveys/戊村.xlsx', '210505004205', 1.0, '已读取', ''),
+        ('surveys/戊村签字版.pdf', NULL, 2.0, '不是调查表文件', '不是Excel调查表'),
+        ('surveys/不知哪里.xlsx', NULL, 1.0, '无法读取', '文件已损坏'))
+        f(file, village_code, mtime, status, reason)""")
+    settings = Settings()
+    b11 = con.execute(relational_sql("B11", settings)).fetchall()
+    b10 = con.execute(relational_sql("B10", settings)).fetchall()
+    assert sorted((r[0], r[1]) for r in b11 if r[0]) == [
+        ("210505004201", "surveys/甲村-修改版.xlsx"),  # newer than the file in use: the correction is lost
+        ("210505004203", "surveys/丙村.xlsx"),  # all it sent, found by its name in the path
+        ("210505004204", "surveys/丁村扫描件.pdf"),  # a PDF is all it sent
+    ]
+    assert [r[1] for r in b11 if r[0] is None] == ["surveys/不知哪里.xlsx"]
+    assert "目前使用的是较早报送的 surveys/甲村.xlsx" in next(r[7] for r in b11 if r[0] == "210505004201")
+    assert "按文件名判断为本村的文件" in next(r[7] for r in b11 if r[0] == "210505004203")
+    assert [r[0] for r in b10] == ["210505004206"]  # only the village that sent nothing

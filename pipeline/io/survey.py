@@ -60,6 +60,8 @@ a WPS .et, .ods or .csv file under surveys/                 refused: save it aga
 a scanned PDF or a photo beside the workbook                listed as not a survey workbook; B11 only when
                                                             it is all the village sent
 the only file of a village refused                          B11 on that file, never B10 "未报送"
+a newer file of a village refused beside an older one       the older file is used; B11 on the newer one
+                                                            (the correction did not arrive)
 ==========================================================  ===========================================
 """
 
