@@ -46,7 +46,7 @@ from pipeline.io.survey import (
     UnreadableWorkbook,
     read_survey,
 )
-from pipeline.schema import HOUSEHOLD_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS
+from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS
 
 V1 = "210505004201"
 INSTRUCTIONS = [["填表说明"], ["1. 身份证号请以文本格式填写"], ["2. 金额单位：元"]]
@@ -179,6 +179,21 @@ def test_subtotals_and_a_total_without_a_label(tmp_path):
     w10 = [p for p in result.problems if p.rule == "W10"]
     assert len(w10) == 1 and w10[0].sheet == SHEET_HOUSEHOLDS and "合计" in w10[0].message
     assert rules(result) == ["W10"]
+
+
+def test_a_person_named_like_a_total_is_a_person(tmp_path):
+    hh, mm, heads = village()
+    hh[1]["head_name"] = "王合计"
+    mm[2]["name"] = "王合计"
+    mm[3]["name"] = "李小计"
+    raw = tmp_path / "raw"
+    write_survey(raw / "surveys" / "a.xlsx", SheetSpec(hh, order=["head_name", "seq", "head_id"] + [
+        c.key for c in HOUSEHOLD_COLUMNS if c.key not in ("head_name", "seq", "head_id")]),
+                 SheetSpec(mm, order=["name", "seq", "head_id", "person_id"] + [
+                     c.key for c in MEMBER_COLUMNS if c.key not in ("name", "seq", "head_id", "person_id")]))
+    result = ingest(raw)
+    assert_amounts(result, heads)
+    assert len(result.members) == 6 and rules(result) == []
 
 
 def test_a_household_without_id_is_not_taken_for_a_total(tmp_path):

@@ -37,7 +37,8 @@ a row with only a 序号 (pre-numbered template rows)          set aside: 空行
 a row whose only values are merge copies                    set aside: 空行
 notes after the data (填表说明：…, 填表人：… 审核人：…)       set aside: 说明或签字行
 a second copy of the header halfway down                    set aside: 重复的表头
-合计 / 小计 / 总计 / 共计 in the first four columns          set aside: 合计行
+合计 / 小计 / 总计 / 共计 in the first four columns          set aside: 合计行 (not when the row has
+(e.g. in 序号, or merged across the first cells)            an ID typed: a person named 张合计 is a person)
 a row with no 户主身份证号 whose amounts equal the sums      set aside: 疑似合计行, W10 (if it was a
 of the rows above (since the start or the last total)       household, the village adds the ID)
 a row typed only in columns the schema does not know        set aside: 只有未识别的列有内容, W10
@@ -542,7 +543,10 @@ def _read_sheet(sheet_name: str, grid: _Grid, header: _Header, columns: tuple[Co
         if _is_notes_value(values[i, first_col[i]]):
             reason[i] = ASIDE_NOTES
     lead = min(TOTALS_COLUMNS, values.shape[1])
-    for i in np.flatnonzero(typed[:, :lead].any(axis=1) & (reason == "")):
+    # a row with an ID typed in it is a household or a person, whatever its name (张合计)
+    ids = [positions[k] for k in ("head_id", "person_id") if k in positions]
+    has_id = typed[:, ids].any(axis=1) if ids else np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(typed[:, :lead].any(axis=1) & (reason == "") & ~has_id):
         if any(_is_totals_label(values[i, c]) for c in range(lead) if typed[i, c]):
             reason[i] = ASIDE_TOTALS
 
