@@ -23,7 +23,7 @@ from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
 from pipeline.tables import DEPARTMENT_RETURNS, OPEN_PROBLEMS, SURVEY_FILES, VILLAGE_SUBMISSIONS, VILLAGES
 
-OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the district office's clock (schedules, signatures)
+OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the default of Settings.timezone (schedules are fixed to it)
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,32 @@ PACKAGE_FILES: tuple[PackageFile, ...] = (
 PACKAGE_ASSETS = ("annex1", *ANNEXES, *PUBLIC_NOTICES)  # the assets that write those files
 
 
-def office_now() -> dt.datetime:
-    return dt.datetime.now(OFFICE_TZ).replace(microsecond=0)
+def office_tz() -> ZoneInfo:
+    """The time zone of every time shown to people: ``Settings.timezone`` (settings file or
+    default); Asia/Shanghai if the settings cannot be read (the run reports that elsewhere)."""
+    from pipeline.settings import load_settings
+
+    try:
+        return load_settings().tz
+    except Exception:
+        return OFFICE_TZ
 
 
-def local_time(timestamp: float | None) -> str:
+def office_now(tz: ZoneInfo | None = None) -> dt.datetime:
+    """Now on the office's clock (aware), to the second."""
+    return dt.datetime.now(tz or office_tz()).replace(microsecond=0)
+
+
+def office_stamp(tz: ZoneInfo | None = None) -> dt.datetime:
+    """Now on the office's clock without its zone: the 生成时间 written into workbooks."""
+    return office_now(tz).replace(tzinfo=None)
+
+
+def local_time(timestamp: float | None, tz: ZoneInfo | None = None) -> str:
+    """A file time (seconds since the epoch) as the office reads it: 2019-04-28 09:30:00."""
     if timestamp is None or pd.isna(timestamp):
         return ""
-    return dt.datetime.fromtimestamp(float(timestamp), OFFICE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(float(timestamp), tz or office_tz()).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """附件1: the blank survey workbook the villages fill in, and the district's 入户调查汇总表."""
 
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
@@ -10,6 +9,7 @@ from pipeline.io.excel import SUBDISTRICT_LABEL, Totals, summarize, write_sheets
 from pipeline.io.template import write_survey_template
 from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.layout import ANNEX1_FILE
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
@@ -121,7 +121,7 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
             SUMMARY_SHEET: (f"{title}（{SUMMARY_SHEET}）",
                             summarize(households, by=SUBDISTRICT_LABEL, unit="household")),
         },
-        s, dt.datetime.now().replace(microsecond=0),
+        s, office_stamp(s.tz),
         text_columns=ANNEX1_TEXT_COLUMNS, amount_columns=ANNEX1_AMOUNT_COLUMNS,
         totals={SHEET_HOUSEHOLDS: Totals("household"), SHEET_MEMBERS: Totals("person", "户主身份证号")},
         signature={SHEET_HOUSEHOLDS, SHEET_MEMBERS},

@@ -6,13 +6,13 @@ visible state ("未返回"), with an empty table — never a failure. ``departme
 one table that says which departments answered (sign-off reads it).
 """
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
 
 from pipeline.io.departments import DepartmentExtract, read_department
 from pipeline.privacy import mask_text
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.crosscheck import (
     FINDINGS,
@@ -82,7 +82,7 @@ def build_department_asset(dept: Department) -> dg.AssetsDefinition:
             con.execute(f"INSERT INTO {READS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 dept.key, extract.returned, len(extract.files), extract.rows, extract.rows_read, len(errors),
                 "；".join(f"{mask_text(f.path)}：{f.error}" for f in errors) or None, unmatched,
-                dt.datetime.now().replace(microsecond=0)])
+                office_stamp()])
             con.execute("COMMIT")
         if not extract.returned:
             context.log.info(f"{dept.name}尚未返回比对数据（{folder}）")

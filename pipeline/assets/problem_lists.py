@@ -8,7 +8,6 @@ cell. Problems accepted in exceptions.csv stay listed, with 状态 已接受.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
@@ -132,7 +132,7 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     village's survey found). A village with no problem gets a list that says so. Lists of villages
     no longer concerned are removed."""
     s = settings.get()
-    generated = dt.datetime.now().replace(microsecond=0)
+    generated = office_stamp(s.tz)
     with warehouse.connect(read_only=True) as con:
         problems = con.execute(_PROBLEMS_SQL).df()
         villages = con.execute("""

@@ -12,10 +12,10 @@ from pydantic import Field
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
-    OFFICE_TZ,
     department_status,
     local_time,
     office_now,
+    office_stamp,
     open_blocking,
     village_status,
 )
@@ -71,7 +71,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     extracts, the open problems of every village, and the days left to each deadline (negative:
     overdue). Also written to reports/进度.xlsx."""
     s = settings.get()
-    today = dt.date.fromisoformat(config.today) if config.today else office_now().date()
+    today = dt.date.fromisoformat(config.today) if config.today else office_now(s.tz).date()
     with warehouse.connect(read_only=True) as con:
         villages = village_status(con)
         departments = department_status(con, paths.raw)
@@ -86,8 +86,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
                  for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
         "报送文件": villages["file"].fillna(""),
-        "报送时间": villages["mtime"].map(local_time),
-        "是否逾期": [_late(m, farm, s.survey_deadline, today) for m, farm in zip(villages["mtime"], villages["farming"])],
+        "报送时间": villages["mtime"].map(lambda t: local_time(t, s.tz)),
+        "是否逾期": [_late(m, farm, s.survey_deadline, today, s.tz) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
@@ -96,7 +96,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "序号": range(1, len(departments) + 1),
         "部门": departments["name"], "文件夹": departments["folder"],
         "是否反馈": departments["returned"].map({True: "已反馈", False: "未反馈"}),
-        "文件数": departments["files"], "最新文件时间": departments["latest"].map(local_time),
+        "文件数": departments["files"], "最新文件时间": departments["latest"].map(lambda t: local_time(t, s.tz)),
     })
     by_sub = village_sheet[village_sheet["是否涉农"] == "是"].groupby("办事处", sort=False).agg(
         涉农村=("村代码", "size"), 已报送=("报送情况", lambda v: int(v.str.startswith("已报送").sum())),
@@ -111,7 +111,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
-    }, s, dt.datetime.now().replace(microsecond=0),
+    }, s, office_stamp(s.tz),
         text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹"}, number_rows=True)
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
@@ -139,10 +139,10 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     })
 
 
-def _late(mtime, farming: bool, deadline: dt.date, today: dt.date) -> str:
+def _late(mtime, farming: bool, deadline: dt.date, today: dt.date, tz) -> str:
     if not farming:
         return ""
     if mtime is None or pd.isna(mtime):
         return "是（未报送）" if today > deadline else ""
-    submitted = dt.datetime.fromtimestamp(float(mtime), OFFICE_TZ).date()
+    submitted = dt.datetime.fromtimestamp(float(mtime), tz).date()
     return "是" if submitted > deadline else "否"

@@ -1,7 +1,6 @@
 """Reports: the 附件 tables as printable Excel drafts under reports/draft/."""
 
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
@@ -9,6 +8,7 @@ import pandas as pd
 from pipeline.layout import DRAFT_DIR, PUBLIC_DIR
 from pipeline.io.excel import UNIT_HOUSEHOLD, Totals, summarize, write_annex_workbook, write_sheets_workbook
 from pipeline.metadata import download_links, masked_sample
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import (
     AMOUNT_COLUMNS, ANNEXES, PUBLIC_NOTICES, TEXT_COLUMNS, Annex, PublicNotice, annex_frame,
@@ -47,7 +47,7 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
 def _write(path, annex: Annex, rows, summary, settings):
     return write_annex_workbook(
         path, title=annex_title(annex, settings), columns=annex.columns, rows=rows,
-        summary=summary, settings=settings, generated_at=dt.datetime.now().replace(microsecond=0),
+        summary=summary, settings=settings, generated_at=office_stamp(settings.tz),
         text_columns=TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, unit=annex.unit, household_key="_household",
     )
 
@@ -80,7 +80,7 @@ def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
     title = RESULT_TITLE.format(year=s.reference_date.year)
     path = paths.report_path(paths.draft / RESULT_FILENAME)
     write_sheets_workbook(
-        path, {"明细": (title, frame), "汇总": (title, summary)}, s, dt.datetime.now().replace(microsecond=0),
+        path, {"明细": (title, frame), "汇总": (title, summary)}, s, office_stamp(s.tz),
         text_columns=CROSSCHECK_TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, signature={"明细"})
     conclusions = rows["结论"].str.split("：").str[0].value_counts().to_dict() if len(rows) else {}
     return dg.MaterializeResult(metadata={
@@ -113,7 +113,7 @@ def build_public_asset(notice: PublicNotice) -> dg.AssetsDefinition:
         path = paths.report_path(paths.public / notice.filename)
         write_sheets_workbook(
             path, {"明细": (notice.title.format(year=s.reference_date.year), frame)}, s,
-            dt.datetime.now().replace(microsecond=0), text_columns=TEXT_COLUMNS,
+            office_stamp(s.tz), text_columns=TEXT_COLUMNS,
             totals={"明细": Totals(UNIT_HOUSEHOLD, None)}, settings_sheet=False)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(frame),

@@ -17,7 +17,6 @@ Metadata carries counts and masked samples only (``210505********123X``, ``张*`
 """
 
 
-import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pandas as pd
 from pipeline.checks.expectations import SUITES, Outcome, expectations
 from pipeline.metadata import masked_sample
 from pipeline.privacy import mask_id, mask_name
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.annex import ANNEXES, Annex
@@ -90,7 +90,7 @@ def hand_over(context, warehouse: WarehouseResource, paths: PathsResource, ge: G
                   if table_exists(con, suite.name)}
     run = context.run.run_id[:8]
     ge.worker.submit(frames, docs_dir=paths.quality, run_name=run,
-                     generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {run}")
+                     generated=f"{office_stamp():%Y-%m-%d %H:%M}，运行 {run}")
     return {name: len(frame) for name, frame in frames.items()}
 
 
