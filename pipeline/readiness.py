@@ -244,6 +244,95 @@ def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] |
     return reasons
 
 
+# --------------------------------------------------------------------------------------------
+# 签字条件: the gate as a table, one row per condition of outputs.md
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of the sign-off (outputs.md, 签字): met or not, how many, and who."""
+
+    label: str  # 条件
+    met: bool
+    count: str  # e.g. "0 个", "2/3"
+    concerned: tuple[str, ...] = ()  # villages, departments or drafts, Markdown (links allowed)
+
+
+MET, NOT_MET = "✅ 满足", "❌ 未满足"
+MAX_CONCERNED = 20  # names listed in one cell; the rest are counted
+
+
+def signoff_conditions(con, root: Path, reports: Path, last_build: tuple[str, float] | None,
+                       problem_link=None, tz=None) -> list[Condition]:
+    """The four conditions of the sign-off, each met or not, with counts and who is concerned.
+    ``problem_link(village row) -> url`` links a village to its 问题清单 (None: no links)."""
+    if con is None or not table_exists(con, VILLAGES) or not table_exists(con, SURVEY_FILES):
+        return [Condition("数据仓库已有全区数据（warehouse built）", False, "0",
+                          ("请先运行 full_rebuild（物化全部资产）",))]
+    villages = village_status(con)
+    by_code = {v.village_code: v for v in villages.itertuples()}
+
+    def village_cell(code: str, extra: str = "") -> str:
+        v = by_code.get(code)
+        name = f"{v.subdistrict_name}{v.village_name}" if v is not None else (code or "全区")
+        text = f"{name}{extra}"
+        url = problem_link(v) if (problem_link and v is not None) else None
+        return f"[{text}]({url})" if url else text
+
+    blocking = open_blocking(con)
+    per_village = blocking["village_code"].fillna("").value_counts().sort_index()
+    problems = Condition(
+        "没有未解决的“必须修改”问题（no open blocking problem）", len(blocking) == 0, f"{len(blocking)} 个",
+        tuple(village_cell(code, f"（{n}个）") for code, n in per_village.items()))
+
+    farming = villages[villages["farming"]]
+    missing = farming[~farming["submitted"]]
+    submitted = Condition(
+        "涉农村均已报送入户调查表（every 涉农 village submitted）", missing.empty,
+        f"已报送 {len(farming) - len(missing)}/{len(farming)}",
+        tuple(village_cell(code) for code in missing["village_code"]))
+
+    departments = department_status(con, root)
+    absent = departments[~departments["returned"]]
+    returned = Condition(
+        "各部门均已反馈比对数据（every department returned）", absent.empty,
+        f"已反馈 {len(departments) - len(absent)}/{len(departments)}",
+        tuple(f"{d.name}（{d.folder}）" for d in absent.itertuples()))
+
+    newest = newest_input(root)
+    stale = []
+    for item in PACKAGE_FILES:
+        path = Path(reports) / item.relative
+        if not path.exists():
+            stale.append(f"{item.label}：缺少")
+            continue
+        made = path.stat().st_mtime
+        if newest is not None and made < newest[1]:
+            stale.append(f"{item.label}：早于输入文件（{local_time(newest[1], tz)}）")
+        elif last_build is not None and made < last_build[1]:
+            stale.append(f"{item.label}：早于最近一次构建（{local_time(last_build[1], tz)}）")
+    drafts = Condition(
+        "附件草稿齐全且不早于输入（drafts complete and up to date）", not stale,
+        f"最新 {len(PACKAGE_FILES) - len(stale)}/{len(PACKAGE_FILES)}", tuple(stale))
+    return [problems, submitted, returned, drafts]
+
+
+def conditions_markdown(conditions: list[Condition]) -> str:
+    """The 签字条件 table (Markdown), as the UI shows it."""
+    lines = ["| 签字条件 | 是否满足 | 数量 | 涉及（村、部门或草稿） |", "|---|---|---|---|"]
+    for c in conditions:
+        shown = list(c.concerned[:MAX_CONCERNED])
+        if len(c.concerned) > MAX_CONCERNED:
+            shown.append(f"……等 {len(c.concerned)} 项")
+        cell = "、".join(shown).replace("|", "/") or "—"
+        lines.append(f"| {c.label} | {MET if c.met else NOT_MET} | {c.count} | {cell} |")
+    met = sum(c.met for c in conditions)
+    verdict = "**可以签字**（all conditions met）" if met == len(conditions) else \
+        f"**暂不能签字**：{len(conditions) - met} 个条件未满足（not ready to sign）"
+    return verdict + "\n\n" + "\n".join(lines)
+
+
 def git_commit(repo: Path | None = None) -> dict[str, object] | None:
     """The source's git commit (and whether the tree had uncommitted changes), if available."""
     import subprocess

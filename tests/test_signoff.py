@@ -153,13 +153,33 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
     assert rows[V1][5] == "已报送" and rows["210505001001"][5] == "不需报送"
 
 
+def test_no_decision_signs_nothing_and_shows_the_conditions(clean):
+    """What "Materialize all" does to the sign-off asset: no config, nothing signed, no log line."""
+    before, logged = clean.packages(), len(clean.log())
+    result = clean.sign("", signer="")
+    assert result.success
+    meta = result.asset_materializations_for_node("signoff")[0].metadata
+    assert meta["结果（outcome）"].value.startswith("未给出决定：未签字")
+    table = meta["签字条件（sign-off conditions）"].value
+    assert "| 签字条件 | 是否满足 |" in table and "❌" not in table and table.startswith("**可以签字**")
+    assert clean.packages() == before and len(clean.log()) == logged
+
+
+def test_a_wrong_decision_is_refused_in_chinese(clean):
+    before = clean.packages()
+    result = clean.sign("OK")
+    assert not result.success
+    assert runner.failure_description(result).startswith("决定只能填写“同意”或“不同意”")
+    assert clean.packages() == before
+
+
 def test_disagreement_is_recorded_without_a_package(clean):
     before, logged = clean.packages(), len(clean.log())
     result = clean.sign("不同意", comment="收入核算需复核")
     assert result.success
     meta = result.asset_materializations_for_node("signoff")[0].metadata
-    assert meta["decision"].value == "不同意"
-    assert meta["signer (masked)"].value == "王**"
+    assert meta["决定（decision）"].value == "不同意"
+    assert meta["签字人（signer, masked）"].value == "王**"
     assert clean.packages() == before
     [entry] = clean.log()[logged:]
     assert entry["decision"] == "不同意" and entry["signer"] == SIGNER and entry["comment"] == "收入核算需复核"
@@ -208,7 +228,7 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
     assert len(read_detail(package / "附件2_返贫（重点扶持）人口统计表.xlsx")) == 2
 
     meta = result.asset_materializations_for_node("signoff")[0].metadata
-    assert meta["package"].value == package.name
+    assert meta["签字包（package）"].value == package.name
     assert SIGNER not in json.dumps({k: str(v.value) for k, v in meta.items()}, ensure_ascii=False)
     assert clean.log()[-1]["outcome"] == "signed" and clean.log()[-1]["package"] == package.name
 
@@ -340,6 +360,10 @@ def test_every_reason_is_listed_and_masked(dirty):
     assert "早于输入文件 villages.csv" in text
     for secret in (H1, H1_WIFE, H1_WIFE[:17], *NAMES.values()):
         assert secret not in text
+    [failure] = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
+    table = failure.metadata["签字条件（sign-off conditions）"].value
+    assert table.startswith("**暂不能签字**：4 个条件未满足") and table.count("❌ 未满足") == 4
+    assert "南芬街道南芬村" in table and "税务局（departments/tax/）" in table
     assert dirty.packages() == []
     entry = dirty.log()[-1]
     assert entry["outcome"] == "refused" and len(entry["reasons"]) == 4
