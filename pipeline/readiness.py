@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from pipeline.io.inputs import FILE_READ, list_files
+from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, list_files
+from pipeline.privacy import mask_text
 from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
 from pipeline.rules.annex import ANNEXES, PUBLIC_NOTICES
 from pipeline.rules.sqlutil import table_exists
@@ -166,6 +167,44 @@ def village_status(con) -> pd.DataFrame:
         frame[col] = frame[col].fillna(0).astype(int)
     frame["submitted"] = frame["file"].notna()
     return frame
+
+
+SUPERSEDED_COLUMNS = ("办事处", "村代码", "村名称", "被替代的文件", "其报送时间", "替代它的文件", "替代文件报送时间")
+
+
+def superseded_files(con, tz=None) -> pd.DataFrame:
+    """Every workbook a newer one of the same village replaced: the file, when it was submitted,
+    and the file (and time) that replaced it — one row per superseded file, by village."""
+    if con is None or not table_exists(con, SURVEY_FILES):
+        return pd.DataFrame(columns=list(SUPERSEDED_COLUMNS))
+    villages = "LEFT JOIN villages v USING (village_code)" if table_exists(con, VILLAGES) else ""
+    names = "v.subdistrict_name, v.village_name" if villages else "NULL, NULL"
+    frame = con.execute(f"""
+        SELECT {names}, o.village_code, o.file, o.mtime, n.file AS new_file, n.mtime AS new_mtime
+        FROM survey_files o
+        JOIN (SELECT village_code, arg_max(file, mtime) AS file, max(mtime) AS mtime FROM survey_files
+              WHERE status = '{FILE_READ}' GROUP BY village_code) n USING (village_code)
+        {villages}
+        WHERE o.status = '{FILE_SUPERSEDED}'
+        ORDER BY o.village_code, o.mtime, o.file""").df()
+    frame.columns = ["subdistrict_name", "village_name", "village_code", "file", "mtime", "new_file", "new_mtime"]
+    return pd.DataFrame({
+        "办事处": frame["subdistrict_name"].fillna(""), "村代码": frame["village_code"],
+        "村名称": frame["village_name"].fillna(""), "被替代的文件": frame["file"],
+        "其报送时间": frame["mtime"].map(lambda t: local_time(t, tz)), "替代它的文件": frame["new_file"],
+        "替代文件报送时间": frame["new_mtime"].map(lambda t: local_time(t, tz)),
+    }, columns=list(SUPERSEDED_COLUMNS))
+
+
+def superseded_markdown(frame: pd.DataFrame, columns=SUPERSEDED_COLUMNS) -> str:
+    """The superseded files as a Markdown table (file names are the villages' own, not personal)."""
+    if frame.empty:
+        return "（没有被替代的文件）"
+    columns = list(columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(mask_text(str(v)).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)
 
 
 def problem_counts(con) -> pd.DataFrame:
