@@ -140,12 +140,14 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
         instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("progress")],
         run_config={"ops": {"progress": {"config": {"today": "2019-04-28"}}}})
     meta = result.asset_materializations_for_node("progress")[0].metadata
-    assert meta["villages submitted"].value == "2/2"
-    assert meta["departments returned"].value == "9/9"
-    assert meta["days left"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18, "区级汇总、签字": 22}
-    assert meta["download"].value.startswith("http://127.0.0.1:3001/")
-    assert meta["quality report"].value == "http://127.0.0.1:3001/quality/"
-    assert set(meta["submitted at"].value) == {V1, V2}
+    assert meta["涉农村已报送（villages submitted）"].value == "2/2"
+    assert meta["部门已反馈（departments returned）"].value == "9/9"
+    assert meta["剩余天数（days left）"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18,
+                                             "区级汇总、签字": 22}
+    assert meta["下载（download）"].value.startswith("http://127.0.0.1:3001/")
+    assert meta["数据质量报告（quality report）"].value == "http://127.0.0.1:3001/quality/"
+    villages = meta["各村报送情况（villages）"].value
+    assert villages.startswith("| 办事处 | 村名称 | 村代码 | 报送情况 | 报送时间 |") and V1 in villages and V2 in villages
     import openpyxl
 
     ws = openpyxl.load_workbook(clean.reports / "进度.xlsx", read_only=True)["村报送情况"]

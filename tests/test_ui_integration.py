@@ -138,7 +138,7 @@ def test_a_launched_full_rebuild_succeeds_and_its_checks_and_downloads_are_one_c
 
     materialized = {"/".join(e["assetKey"]["path"]): e for e in events if e["__typename"] == "MaterializationEvent"}
     assert {"annex1", "annex2", "progress", "survey_template"} <= set(materialized)
-    url = next(m["url"] for m in materialized["annex1"]["metadataEntries"] if m["label"] == "download")
+    url = next(m["url"] for m in materialized["annex1"]["metadataEntries"] if m["label"] == "下载（download）")
     assert url.startswith(f"http://127.0.0.1:{ui['files_port']}/draft/")
     with urllib.request.urlopen(url, timeout=30) as response:
         body = response.read()

@@ -17,7 +17,10 @@ from pipeline.readiness import (
     office_now,
     office_stamp,
     open_blocking,
+    superseded_files,
+    superseded_markdown,
     village_status,
+    SUPERSEDED_COLUMNS,
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
@@ -26,7 +29,7 @@ DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 class ProgressConfig(dg.Config):
     today: Optional[str] = Field(
-        default=None, description="Count days left from this date (YYYY-MM-DD); empty: today's date.")
+        default=None, description="从这一天起算剩余天数（YYYY-MM-DD）；留空：今天 (count days left from this date).")
 
 
 def signed_packages(folder) -> list[str]:
@@ -65,7 +68,8 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
           deps=["survey_workbooks", "village_roster", "data_problems"])
 def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: PathsResource,
              warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """进度 against the notice's timeline (04-08..04-30 village surveys, 05-10 subdistrict
+    """工作进度：各村报送、部门反馈、未解决问题和各阶段剩余天数，写入 reports/进度.xlsx
+    (progress against the notice's timeline (04-08..04-30 village surveys, 05-10 subdistrict
     aggregation, 05-16 department cross-checks, 05-20 sign-off): which 涉农 villages have
     submitted and when (the workbook's modification time), which departments have returned their
     extracts, the open problems of every village, and the days left to each deadline (negative:
@@ -76,6 +80,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         villages = village_status(con)
         departments = department_status(con, paths.raw)
         blocking = len(open_blocking(con))
+        superseded = superseded_files(con, s.tz)
     signed = signed_packages(paths.signed)
     timeline = stages(s, today, villages, departments, blocking, signed)
 
@@ -111,32 +116,38 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
+        "被替代的文件": (title, superseded.assign(序号=range(1, len(superseded) + 1))[["序号", *SUPERSEDED_COLUMNS]]),
     }, s, office_stamp(s.tz),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹"}, number_rows=True)
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"}, number_rows=True)
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
-    md_timeline = "\n".join(
-        ["| 阶段 | 截止 | 剩余天数 | 完成情况 | 状态 |", "|---|---|---|---|---|"]
-        + [f"| {r.阶段} | {r.截止日期} | {r.剩余天数} | {r.完成情况} | {r.状态} |" for r in timeline.itertuples()])
     return dg.MaterializeResult(metadata={
-        "timeline": dg.MetadataValue.md(md_timeline),
-        "today": today.isoformat(),
-        "days left": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
-        "villages submitted": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
-        "villages not submitted": dg.MetadataValue.json(
-            [f"{r.办事处}{r.村名称}（{r.村代码}）" for r in farming[farming["报送情况"] == "未报送"].itertuples()]),
-        "submitted at": dg.MetadataValue.json(
-            {r.村代码: r.报送时间 for r in farming.itertuples() if r.报送时间}),
-        "departments returned": f"{int(departments['returned'].sum())}/{len(departments)}",
-        "departments not returned": dg.MetadataValue.json(list(departments.loc[~departments["returned"], "name"])),
-        "open problems per village (必须修改/请核实)": dg.MetadataValue.json(
-            {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
-             if r.必须修改 or r.请核实}),
-        "signed packages": dg.MetadataValue.json(signed),
-        "quality report": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
-        "all reports": dg.MetadataValue.url(paths.download_url(paths.reports)),
+        "时间节点（timeline）": dg.MetadataValue.md(markdown_table(
+            timeline, ["阶段", "截止日期", "剩余天数", "完成情况", "状态"])),
+        "今天（today）": today.isoformat(),
+        "剩余天数（days left）": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
+        "涉农村已报送（villages submitted）": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
+        "各村报送情况（villages）": dg.MetadataValue.md(markdown_table(
+            farming, ["办事处", "村名称", "村代码", "报送情况", "报送时间", "是否逾期", "户数", "人数", "必须修改", "请核实"])),
+        "部门已反馈（departments returned）": f"{int(departments['returned'].sum())}/{len(departments)}",
+        "部门反馈情况（departments）": dg.MetadataValue.md(markdown_table(
+            dept_sheet, ["部门", "是否反馈", "文件数", "最新文件时间"])),
+        "被替代的文件（superseded files）": dg.MetadataValue.md(superseded_markdown(superseded)),
+        "已签字（signed packages）": dg.MetadataValue.json(signed),
+        "数据质量报告（quality report）": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
+        "全部报表（all reports）": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    """Rows of a progress sheet as a Markdown table with its Chinese headers (no name, no ID)."""
+    if frame.empty:
+        return "（无）"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)
 
 
 def _late(mtime, farming: bool, deadline: dt.date, today: dt.date, tz) -> str:
