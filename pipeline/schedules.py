@@ -14,7 +14,8 @@ nightly_rebuild = dg.ScheduleDefinition(
     cron_schedule=NIGHTLY_CRON,
     execution_timezone=OFFICE_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Rebuild the whole district at 02:00 (Asia/Shanghai) every night.",
+    description="每晚 02:00（北京时间）重建全区，早上的草稿、问题清单和进度表包含前一天到达的全部文件。"
+                "(Rebuild the whole district at 02:00 Asia/Shanghai every night.)",
 )
 
 ALL_SCHEDULES = [nightly_rebuild]

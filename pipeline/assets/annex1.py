@@ -14,7 +14,7 @@ from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, 
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 
-GROUP = "reports"
+GROUP = "step7_reports"
 SUMMARY_SHEET = "汇总"
 VILLAGE_LABEL = "村"
 EXTRA_HOUSEHOLD_COLUMNS = ("家庭年纯收入", "年人均纯收入", "户状态(比对)", "重点人群", "问题数")
@@ -27,7 +27,8 @@ def template_filename(settings) -> str:
 
 @dg.asset(group_name=GROUP, kinds={"excel"})
 def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """附件1 入户调查表（空白）: the workbook every village fills in — both sheets with the two-row
+    """附件1 入户调查表（空白）：发给各村填写的空白调查表。
+    附件1 入户调查表（空白）: the workbook every village fills in — both sheets with the two-row
     header of inputs.md, dropdowns for every code list, ID columns as text (so Excel never turns
     an ID into 2.1E+17), amounts as numbers, and a 填表说明 sheet. Send it to the villages."""
     s = settings.get()
@@ -102,7 +103,8 @@ def annex1_frames(con) -> tuple[pd.DataFrame, pd.DataFrame]:
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"},
           deps=["households", "members", "classification", "data_problems"])
 def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """附件1 入户调查汇总表: every surveyed household (sheet 家庭基本情况) and person (家庭成员情况)
+    """附件1 入户调查汇总表：全部入户调查的户和人，已清洗，可直接打印归档。
+    附件1 入户调查汇总表: every surveyed household (sheet 家庭基本情况) and person (家庭成员情况)
     of the district from each village's latest workbook, every input column cleaned, with 办事处,
     村, 家庭年纯收入, 年人均纯收入, 户状态 as the registry has it (比对), 重点人群 and the number of
     open problems (问题数) of the row. Households held back by a blocking problem are listed here

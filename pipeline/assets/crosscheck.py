@@ -24,7 +24,7 @@ from pipeline.rules.crosscheck import (
 from pipeline.rules.sqlutil import run_sql, table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_BY_KEY, DEPARTMENTS_DIR, Department
 
-GROUP = "crosscheck"
+GROUP = "step4_crosscheck"
 READS_TABLE = "department_reads"  # one row per department asset run (what department_returns reports)
 
 # What each department sends (inputs.md), for the asset descriptions.
@@ -118,7 +118,8 @@ ORDER BY d.position
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=[a.key for a in department_assets])
 def department_returns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Which of the nine departments have returned their extract: per department its name,
+    """部门反馈：九个部门是否已返回比对数据、文件数和行数。
+    Which of the nine departments have returned their extract: per department its name,
     returned (是/否), files, rows, unreadable files and why. A department that has not returned
     blocks sign-off; its cross-checks are not run until it does."""
     departments = pd.DataFrame({"dept": [d.key for d in DEPARTMENTS], "name": [d.name for d in DEPARTMENTS],
@@ -152,7 +153,8 @@ def answered_departments(con) -> list[str]:
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["households", "members", "household_income", "department_returns", *[a.key for a in department_assets]])
 def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
+    """部门比对发现：每条发现一行（X1–X4、D1–D5），只写明疑点，不写原值。
+    One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
     (doubts for the analyst), matched on the normalized ID and rolled up to the household, with
     what the department record says (evidence) and where it is (file, row). A rule whose
     department has not returned its extract is not run, and is listed here as not checked."""

@@ -11,12 +11,13 @@ from pipeline.readiness import local_time, superseded_files, superseded_markdown
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource, replace_table
 from pipeline.schema import EXCEPTIONS_COLUMNS, EXCEPTIONS_FILE
 
-GROUP = "ingest"
+GROUP = "step1_inputs"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
 def village_roster(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """村名册 (villages.csv): every village of the district, its 办事处, and whether it is 涉农
+    """村名册（villages.csv）：全区每个村、所属办事处、是否涉农。
+    村名册 (villages.csv): every village of the district, its 办事处, and whether it is 涉农
     (only 涉农 villages are surveyed)."""
     frame = read_villages(paths.raw)
     with warehouse.build(context) as con:
@@ -30,7 +31,8 @@ def village_roster(context: dg.AssetExecutionContext, paths: PathsResource, ware
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel", "duckdb"})
 def registry(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """建档立卡 roster exported from the national system: one row per registered person, all
+    """建档立卡名单：从全国扶贫开发信息系统导出，每人一行，身份证号已修复。
+    建档立卡 roster exported from the national system: one row per registered person, all
     statuses and years, unioned over every file in registry/. IDs repaired as rules.md says."""
     read = read_registry(paths.raw)
     with warehouse.build(context) as con:
@@ -117,7 +119,8 @@ def record_village_partitions(context, root, files, superseded, tz) -> None:
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
 def exceptions(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """exceptions.csv (optional): problems the office checked by hand and accepts. An accepted
+    """已接受的问题（exceptions.csv，可选）：人工核实后接受的问题不再阻止签字。
+    exceptions.csv (optional): problems the office checked by hand and accepts. An accepted
     problem no longer blocks sign-off and shows as 已接受 everywhere."""
     path = paths.raw / EXCEPTIONS_FILE
     names = ["problem_id", "conclusion", "checked_by", "checked_on"]

@@ -29,7 +29,7 @@ from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import SURVEY_SUFFIXES, SURVEYS_DIR
 from pipeline.tables import SURVEY_FILE_INDEX, VILLAGE_SUBMISSION_PROBLEMS, VILLAGE_SUBMISSIONS
 
-GROUP = "intake"
+GROUP = "step1_village_intake"
 # survey_file_index: file, mtime, size -> village code (so a run peeks only new files);
 # village_submissions: one row per village, its newest workbook as read; and its cell problems.
 INDEX_TABLE, SUBMISSIONS_TABLE, PROBLEMS_TABLE = SURVEY_FILE_INDEX, VILLAGE_SUBMISSIONS, VILLAGE_SUBMISSION_PROBLEMS

@@ -121,11 +121,12 @@ def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: se
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"excel"},
           deps=["data_problems", "village_roster", "survey_workbooks"])
 def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
                   settings: SettingsResource) -> dg.MaterializeResult:
-    """问题清单 for every 涉农 village (and any other village with a problem) under
+    """问题清单：每个涉农村一份，列出该村要修改或核实的全部问题，另有全区汇总。
+    问题清单 for every 涉农 village (and any other village with a problem) under
     reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx — 问题编号, 规则, 严重程度, 表,
     原文件行号, 列, 原值 (masked), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
     (problems by village and rule, and coverage: the registered households and persons each

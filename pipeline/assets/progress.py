@@ -64,7 +64,7 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
     return pd.DataFrame(out)
 
 
-@dg.asset(group_name="progress", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step8_progress", pool=WAREHOUSE_POOL, kinds={"excel"},
           deps=["survey_workbooks", "village_roster", "data_problems"])
 def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: PathsResource,
              warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:

@@ -26,7 +26,7 @@ PROBLEM_CHECKS = [
                     "sign-off stays refused until they are fixed or accepted in exceptions.csv."),
     dg.AssetCheckSpec(
         "exceptions_match_problems", asset="data_problems",
-        description="exceptions.csv 中的每个问题编号都对应本次运行的一个问题（否则可能已修改或编号抄错）。"),
+        description="已接受问题表 exceptions.csv 中的每个问题编号都对应本次运行的一个问题（否则可能已修改或编号抄错）。"),
 ]
 
 
@@ -40,11 +40,12 @@ def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
                          columns=list(PROBLEM_SAMPLE_LABELS.values()))
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
 def data_problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
+    """数据问题：rules.md 的全部问题（B1–B10 必须修改，W1–W9 请核实），各有固定的问题编号。
+    Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
     file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when
     exceptions.csv accepts it. An open blocking problem holds its household back from 附件2–6 until
     it is fixed or accepted (write–audit–publish); the village gets it in its 问题清单."""
@@ -96,12 +97,13 @@ def data_problems(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     )
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"great_expectations"},
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"great_expectations"},
           deps=[dg.AssetKey(suite.asset) for suite in SUITES.values()],
           op_tags={PRIORITY_TAG: "10"})  # as soon as the tables exist: the worker starts validating
 def validation_batches(context: dg.AssetExecutionContext, warehouse: WarehouseResource, paths: PathsResource,
                        ge: GreatExpectationsResource) -> dg.MaterializeResult:
-    """校验批次: the cleaned households and members and the department extracts, de-identified (a
+    """校验批次：去标识化的清洗数据，供 Great Expectations 校验。
+    校验批次: the cleaned households and members and the department extracts, de-identified (a
     surrogate key per row; each ID replaced by its shape, its check-character flag and a token
     drawn afresh every run; no name), handed to the Great Expectations worker. The worker
     validates them and writes the Data Docs while the 附件 are computed and written; the

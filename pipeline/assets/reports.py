@@ -17,13 +17,13 @@ from pipeline.rules.annex import (
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
 from pipeline.rules.sqlutil import literals
 
-GROUP = "reports"
+GROUP = "step7_reports"
 
 
 def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
     @dg.asset(name=annex.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
-              description=f"{annex.filename.removesuffix('.xlsx')}: the draft under reports/{DRAFT_DIR}/, "
-                          "laid out to print and file as it is (明细, 汇总, 设置).")
+              description=f"{annex.filename.removesuffix('.xlsx')}：草稿，位于 reports/{DRAFT_DIR}/，"
+                          "可直接打印归档（明细、汇总、设置）。(the draft, laid out to print and file as it is.)")
     def _annex(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
         s = settings.get()
         with warehouse.connect(read_only=True) as con:
@@ -66,7 +66,8 @@ CROSSCHECK_TEXT_COLUMNS = frozenset({"办事处", "村", "户主姓名", "户主
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification", "household_findings"])
 def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
                      settings: SettingsResource) -> dg.MaterializeResult:
-    """核查比对结果表 (reports/draft/): one row per household a department cross-check touched, or
+    """核查比对结果表：部门比对涉及的每户一行，写明各项发现和结论。
+    核查比对结果表 (reports/draft/): one row per household a department cross-check touched, or
     that met the income/三保障 condition of 附件2/3 and was left out — each finding X1–X4, D1–D5 in
     its own column with what the department record says, and the 结论 (列入附件2/3, 排除：…,
     未申请, 评议未通过, 无致贫原因, 数据问题待核实, or why it is in neither), so that
@@ -102,7 +103,8 @@ def build_public_asset(notice: PublicNotice) -> dg.AssetsDefinition:
     annex = ANNEXES[notice.annex_key]
 
     @dg.asset(name=notice.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
-              description=f"{notice.filename.removesuffix('.xlsx')} (reports/{PUBLIC_DIR}/): the list to post on "
+              description=f"{notice.filename.removesuffix('.xlsx')}：公示名单，位于 reports/{PUBLIC_DIR}/，可直接张贴。"
+                          f"(the list to post on "
                           f"village notice boards — the households of {annex.filename.split('_')[0]}, one row per "
                           "household: 序号, 办事处, 村, 户主姓名, 家庭人口, 类别, 主要致贫原因. No ID number, no "
                           "health, disability or income detail of anyone.")

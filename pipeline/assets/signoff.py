@@ -235,7 +235,7 @@ def _write_confirmation(path: Path, settings, *, signer: str, comment: str, now:
 
 
 @dg.asset(
-    group_name="signoff", pool=WAREHOUSE_POOL, kinds={"excel"},
+    group_name="step9_signoff", pool=WAREHOUSE_POOL, kinds={"excel"},
     deps=[*PACKAGE_ASSETS, "signoff_readiness"],
 )
 def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: PathsResource,

@@ -29,7 +29,7 @@ def conditions_table(con, paths: PathsResource, built, tz) -> dg.MetadataValue:
         signoff_conditions(con, paths.raw, paths.reports, built, problem_link=problem_list_link(paths), tz=tz)))
 
 
-@dg.asset(group_name="signoff", pool=WAREHOUSE_POOL, kinds={"duckdb"},
+@dg.asset(group_name="step9_signoff", pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=[*PACKAGE_ASSETS, "problem_lists", "progress"])
 def signoff_readiness(paths: PathsResource, warehouse: WarehouseResource,
                       settings: SettingsResource) -> dg.MaterializeResult:
