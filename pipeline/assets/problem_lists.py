@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
+from pipeline import charts
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
@@ -149,6 +150,8 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         submitted = {r[0] for r in con.execute(
             "SELECT DISTINCT village_code FROM survey_files WHERE status = '已读取' AND village_code IS NOT NULL"
         ).fetchall()}
+        lines = (s.poverty_line, s.identification_line, s.monitoring_line)
+        bins = charts.income_bins(con, lines)
     problems["原文件行号"] = problems["原文件行号"].astype("Int64")
     written: set[Path] = set()
     with_blocking = 0
@@ -170,7 +173,9 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         summary_path,
         {"按村": (title, village_summary(villages, problems, submitted)), "按规则": (title, rule_summary(problems)),
          "覆盖情况": (title, coverage_table(coverage, all_villages, submitted))},
-        s, generated, text_columns=TEXT_COLUMNS, number_rows=False)
+        s, generated, text_columns=TEXT_COLUMNS, number_rows=False,
+        charts=[charts.excel_income_chart(bins, lines)])
+    picture = charts.write_svg(paths, charts.INCOME_SVG, charts.income_svg(bins, lines))
     removed = 0
     for old in paths.problems.rglob(f"*{LIST_SUFFIX}"):
         if old.resolve() not in written:
@@ -179,16 +184,19 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     states = problems["状态"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(problems),
-        "village lists": len(written),
-        "villages with open 必须修改": with_blocking,
-        "villages with no problem": int(sum(1 for v in villages.itertuples()
+        "村问题清单数（village lists）": len(written),
+        "有未解决“必须修改”问题的村（villages with open blocking problems）": with_blocking,
+        "没有问题的村（villages with no problem）": int(sum(1 for v in villages.itertuples()
                                             if not (problems["village_code"] == v.village_code).any())),
-        "problems 待修改": int(states.get(OPEN, 0)),
-        "problems 已接受": int(states.get(ACCEPTED, 0)),
-        "stale lists removed": removed,
-        "registered households surveyed": f"{int(coverage['registered_households_found'].sum())}"
+        "待修改的问题（open）": int(states.get(OPEN, 0)),
+        "已接受的问题（accepted）": int(states.get(ACCEPTED, 0)),
+        "删除的过期清单（stale lists removed）": removed,
+        "已调查的建档立卡户（registered households surveyed）": f"{int(coverage['registered_households_found'].sum())}"
                                           f"/{int(coverage['registered_households'].sum())}",
-        "registered persons surveyed": f"{int(coverage['registered_persons_found'].sum())}"
+        "已调查的建档立卡人（registered persons surveyed）": f"{int(coverage['registered_persons_found'].sum())}"
                                        f"/{int(coverage['registered_persons'].sum())}",
         **download_links(paths, summary_path),
+        "收入分布图（incomes around the lines）": dg.MetadataValue.md(
+            f"![年人均纯收入分布]({paths.download_url(picture)})\n\n红色：疑似算账式脱贫（W6）村的户；虚线："
+            + "、".join(str(int(x)) for x in lines) + " 元标准线。"),
     })

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from pipeline import charts
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
@@ -109,6 +110,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     ).reset_index()
     by_sub.insert(3, "未报送", by_sub["涉农村"] - by_sub["已报送"])
 
+    against = charts.deadline_status(villages, departments, s.survey_deadline, s.crosscheck_deadline, s.tz)
+    picture = charts.write_svg(paths, charts.PROGRESS_SVG, charts.progress_svg(against))
     path = paths.report_path(paths.progress)
     title = f"{s.reference_date.year}年脱贫质量“回头看”工作进度（截至{today.isoformat()}）"
     write_sheets_workbook(path, {
@@ -118,12 +121,15 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "部门反馈情况": (title, dept_sheet),
         "被替代的文件": (title, superseded.assign(序号=range(1, len(superseded) + 1))[["序号", *SUPERSEDED_COLUMNS]]),
     }, s, office_stamp(s.tz),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"}, number_rows=True)
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"}, number_rows=True,
+        charts=[charts.excel_progress_chart(against)])
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
     return dg.MaterializeResult(metadata={
         "时间节点（timeline）": dg.MetadataValue.md(markdown_table(
             timeline, ["阶段", "截止日期", "剩余天数", "完成情况", "状态"])),
+        "进度图（submissions against the deadlines）": dg.MetadataValue.md(
+            f"![报送与反馈进度]({paths.download_url(picture)})"),
         "今天（today）": today.isoformat(),
         "剩余天数（days left）": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
         "涉农村已报送（villages submitted）": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
