@@ -8,8 +8,13 @@ the signer's name and decision as config); it ends with ``signoff_readiness``, t
 import dagster as dg
 
 from pipeline.partitions import village_partitions
+from pipeline.schema import DEPARTMENTS
+from pipeline.tables import dept_table
 
 SIGNOFF_ASSET, INTAKE_ASSET = "signoff", "village_submission"
+# Steps that no draft waits for (problem lists, progress, the blank template, the GE batches) run
+# after the steps the drafts need whenever both are ready: a new file reaches the drafts sooner.
+AFTER_DRAFTS = {"dagster/priority": "-5"}
 
 full_rebuild = dg.define_asset_job(
     "full_rebuild",
@@ -17,6 +22,17 @@ full_rebuild = dg.define_asset_job(
     description="全区重建：从数据目录的文件重新生成全部结果——读取、清洗、收入、部门比对、数据质量、分类、"
                 "各附件草稿、问题清单、进度表和签字条件（不含签字，签字只由人发起）。(Rebuild everything from "
                 "the files under the data root, except the sign-off.)",
+)
+
+survey_rebuild = dg.define_asset_job(
+    "survey_rebuild",
+    # the Great Expectations step checks the department tables too and cannot run in part: their
+    # checks come along (on the tables as the last full rebuild left them)
+    selection=(dg.AssetSelection.assets("survey_workbooks").downstream()
+               - dg.AssetSelection.assets(SIGNOFF_ASSET, INTAKE_ASSET))
+    | dg.AssetSelection.checks_for_assets(*(dept_table(d.key) for d in DEPARTMENTS)),
+    description="调查表重建：有新的村调查表时，只重建依赖调查表的部分（名册、建档立卡和部门数据沿用上次读取的结果），"
+                "更快得到新草稿；survey_sensor 启动它。(Rebuild what depends on the survey workbooks.)",
 )
 
 village_intake = dg.define_asset_job(
@@ -34,4 +50,4 @@ signoff_job = dg.define_asset_job(
                 "(Sign-off: the leader's decision on the drafts.)",
 )
 
-ALL_JOBS = [full_rebuild, village_intake, signoff_job]
+ALL_JOBS = [full_rebuild, survey_rebuild, village_intake, signoff_job]

@@ -1,7 +1,10 @@
 """传感器：数据目录里有新文件时自动重建全区，无需点击 (sensors: new files are picked up without a click).
 
-- ``survey_sensor`` watches surveys/: new or changed workbooks start ONE district rebuild per
-  tick, however many files arrived (the rebuild reads only the files it has not read before, and
+- ``survey_sensor`` watches surveys/: new or changed workbooks start ONE ``survey_rebuild`` per
+  tick, however many files arrived — the part of the district rebuild that depends on the
+  workbooks (the roster, registry and department tables stay as the last full rebuild read
+  them; the reference sensor rebuilds all when those change). It reads only the files it has
+  not read before, and
   its survey_workbooks step records every village's file as that village's partition); new
   villages get their partition (``<村代码>_<村名称>``). The per-village ``village_intake`` job
   stays for a click on one village: a run per file would queue behind each other for the one
@@ -34,7 +37,7 @@ import duckdb
 
 from pipeline.io.inputs import is_settled, list_files, read_villages
 from pipeline.io.peek import peek_village_code
-from pipeline.jobs import full_rebuild
+from pipeline.jobs import full_rebuild, survey_rebuild
 from pipeline.partitions import VILLAGES, partition_key, village_code, village_partitions
 from pipeline.resources import PathsResource, WarehouseResource
 from pipeline.readiness import arrival_time
@@ -154,8 +157,8 @@ def rebuild_in_flight(instance: dg.DagsterInstance | None) -> bool:
     """A district rebuild queued or running: it reads whatever is there when its step runs."""
     if instance is None:
         return False
-    return bool(instance.get_run_records(filters=dg.RunsFilter(job_name=full_rebuild.name, statuses=IN_FLIGHT),
-                                         limit=1))
+    return any(instance.get_run_records(filters=dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT), limit=1)
+               for job in (full_rebuild, survey_rebuild))
 
 
 def busy_reason(view: WarehouseView, database: Path, instance) -> str | None:
@@ -244,9 +247,8 @@ def scan_surveys(root: Path, seen: dict[str, dict], read: dict[str, tuple[float,
     return scan
 
 
-def _rebuild_request(prefix: str, items: list[str], trigger: str) -> dg.RunRequest:
-    return dg.RunRequest(run_key=f"{prefix}:{_digest(items)}", job_name=full_rebuild.name,
-                         tags={TRIGGER_TAG: trigger})
+def _rebuild_request(prefix: str, items: list[str], trigger: str, job=full_rebuild) -> dg.RunRequest:
+    return dg.RunRequest(run_key=f"{prefix}:{_digest(items)}", job_name=job.name, tags={TRIGGER_TAG: trigger})
 
 
 def roster_names(root: Path) -> dict[str, str]:
@@ -272,12 +274,12 @@ def partition_requests(instance, codes, root: Path) -> list:
 
 @dg.sensor(
     name="survey_sensor",
-    jobs=[full_rebuild],
+    jobs=[survey_rebuild],
     minimum_interval_seconds=SURVEY_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="村入户调查表传感器：surveys/ 下有新的或修改过的调查表时，启动一次全区重建（不论同时到了多少个文件）"
-                "并添加该村的分区；已读过的文件版本不再处理 (new or changed survey workbooks: one district "
-                "rebuild per tick; files already read are never handled again).",
+    description="村入户调查表传感器：surveys/ 下有新的或修改过的调查表时，启动一次调查表重建（survey_rebuild，"
+                "不论同时到了多少个文件）并添加该村的分区；已读过的文件版本不再处理 (new or changed survey "
+                "workbooks: one rebuild per tick; files already read are never handled again).",
 )
 def survey_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, warehouse: WarehouseResource):
     seen = load_cursor(context.cursor)
@@ -308,7 +310,7 @@ def survey_sensor(context: dg.SensorEvaluationContext, paths: PathsResource, war
         return dg.SensorResult(dynamic_partitions_requests=partitions, skip_reason=reason) if partitions \
             else dg.SkipReason(reason)
     return dg.SensorResult(
-        run_requests=[_rebuild_request("surveys", scan.new + scan.removed, "survey_sensor")],
+        run_requests=[_rebuild_request("surveys", scan.new + scan.removed, "survey_sensor", survey_rebuild)],
         dynamic_partitions_requests=partitions,
         cursor=dump_cursor(scan.cursor),
     )

@@ -9,7 +9,7 @@ import pytest
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
 from pipeline import sensors
 from pipeline.io import inputs
-from pipeline.jobs import full_rebuild, signoff_job
+from pipeline.jobs import full_rebuild, signoff_job, survey_rebuild
 from pipeline.partitions import VILLAGES, village_code
 from pipeline.resources import PathsResource, WarehouseResource
 from pipeline.schedules import nightly_rebuild
@@ -40,7 +40,7 @@ def tick(sensor, root, cursor=None, instance=None, warehouse=None):
 
 
 def rebuild_requests(result):
-    return [r for r in getattr(result, "run_requests", None) or [] if r.job_name == full_rebuild.name]
+    return [r for r in getattr(result, "run_requests", None) or [] if r.job_name in (full_rebuild.name, survey_rebuild.name)]
 
 
 def added(result) -> list[str]:
@@ -68,7 +68,7 @@ def test_new_file_adds_the_named_partition_and_requests_one_rebuild(tmp_path):
     result = tick(sensors.survey_sensor, tmp_path)
     assert isinstance(result, dg.SensorResult)
     [request] = result.run_requests
-    assert request.job_name == full_rebuild.name and request.tags[sensors.TRIGGER_TAG] == "survey_sensor"
+    assert request.job_name == survey_rebuild.name and request.tags[sensors.TRIGGER_TAG] == "survey_sensor"
     [key] = added(result)
     assert key.startswith(V1 + "_") and village_code(key) == V1  # 村代码_村名称
     version = sensors.file_version(path)

@@ -11,6 +11,7 @@ from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.layout import ANNEX1_FILE
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.jobs import AFTER_DRAFTS
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 
@@ -25,7 +26,7 @@ def template_filename(settings) -> str:
     return f"附件1_{settings.reference_date.year}年脱贫质量回头看入户调查表.xlsx"
 
 
-@dg.asset(group_name=GROUP, kinds={"excel"})
+@dg.asset(group_name=GROUP, kinds={"excel"}, op_tags=AFTER_DRAFTS)
 def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.MaterializeResult:
     """附件1 入户调查表（空白）：发给各村填写的空白调查表。
     附件1 入户调查表（空白）: the workbook every village fills in — both sheets with the two-row

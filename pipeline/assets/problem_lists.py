@@ -19,6 +19,7 @@ from pipeline.metadata import download_links
 from pipeline import charts
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.jobs import AFTER_DRAFTS
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
 
@@ -122,7 +123,7 @@ def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: se
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags=AFTER_DRAFTS,
           deps=["data_problems", "village_roster", "survey_workbooks"])
 def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
                   settings: SettingsResource) -> dg.MaterializeResult:

@@ -24,6 +24,7 @@ from pipeline.readiness import (
     SUPERSEDED_COLUMNS,
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.jobs import AFTER_DRAFTS
 
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
@@ -65,7 +66,7 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
     return pd.DataFrame(out)
 
 
-@dg.asset(group_name="step8_progress", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step8_progress", pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags=AFTER_DRAFTS,
           deps=["survey_workbooks", "village_roster", "data_problems"])
 def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: PathsResource,
              warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
