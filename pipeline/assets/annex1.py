@@ -101,7 +101,7 @@ def annex1_frames(con) -> tuple[pd.DataFrame, pd.DataFrame]:
     return con.execute(_households_sql()).df(), con.execute(_members_sql()).df()
 
 
-@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags={"dagster/priority": "-1"},
           deps=["households", "members", "classification", "data_problems"])
 def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """附件1 入户调查汇总表：全部入户调查的户和人，已清洗，可直接打印归档。
