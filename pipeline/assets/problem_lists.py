@@ -200,4 +200,5 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         "收入分布图（incomes around the lines）": dg.MetadataValue.md(
             f"![年人均纯收入分布]({paths.download_url(picture)})\n\n红色：疑似算账式脱贫（W6）村的户；虚线："
             + "、".join(str(int(x)) for x in lines) + " 元标准线。"),
+        "收入分布图链接（open the picture）": dg.MetadataValue.url(paths.download_url(picture)),
     })

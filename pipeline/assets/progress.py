@@ -131,6 +131,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
             timeline, ["阶段", "截止日期", "剩余天数", "完成情况", "状态"])),
         "进度图（submissions against the deadlines）": dg.MetadataValue.md(
             f"![报送与反馈进度]({paths.download_url(picture)})"),
+        "进度图链接（open the picture）": dg.MetadataValue.url(paths.download_url(picture)),
         "今天（today）": today.isoformat(),
         "剩余天数（days left）": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
         "涉农村已报送（villages submitted）": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",

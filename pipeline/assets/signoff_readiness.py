@@ -9,7 +9,7 @@ shows the same table when it signs, records a 不同意, or refuses.
 import dagster as dg
 
 from pipeline.assets.problem_lists import list_path
-from pipeline.readiness import PACKAGE_ASSETS, conditions_markdown, office_now, signoff_conditions
+from pipeline.readiness import MET, NOT_MET, PACKAGE_ASSETS, conditions_markdown, office_now, signoff_conditions
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.resources.warehouse import last_build
 
@@ -22,6 +22,15 @@ def problem_list_link(paths: PathsResource):
         path = list_path(paths.problems, village.subdistrict_name, village.village_code, village.village_name)
         return paths.download_url(path) if path.exists() else None
     return link
+
+
+def condition_line(c) -> str:
+    """一条签字条件 as one line of text: 满足/未满足, the count, who is concerned (no links)."""
+    import re
+
+    who = "、".join(re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", x) for x in c.concerned[:10])
+    more = f"……等 {len(c.concerned)} 项" if len(c.concerned) > 10 else ""
+    return f"{MET if c.met else NOT_MET}｜{c.count}" + (f"｜{who}{more}" if who else "")
 
 
 def conditions_table(con, paths: PathsResource, built, tz) -> dg.MetadataValue:
@@ -42,7 +51,10 @@ def signoff_readiness(paths: PathsResource, warehouse: WarehouseResource,
         conditions = signoff_conditions(con, paths.raw, paths.reports, built,
                                         problem_link=problem_list_link(paths), tz=tz)
     unmet = [c for c in conditions if not c.met]
+    # one line per condition too: text entries show in the asset page's table without a click
+    lines = {f"{'①②③④⑤⑥'[i]} {c.label}": condition_line(c) for i, c in enumerate(conditions)}
     return dg.MaterializeResult(metadata={
+        **lines,
         TABLE_LABEL: dg.MetadataValue.md(conditions_markdown(conditions)),
         "可以签字（ready to sign）": not unmet,
         "未满足的条件数（conditions not met）": len(unmet),
