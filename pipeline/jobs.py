@@ -12,9 +12,6 @@ from pipeline.schema import DEPARTMENTS
 from pipeline.tables import dept_table
 
 SIGNOFF_ASSET, INTAKE_ASSET = "signoff", "village_submission"
-# Steps that no draft waits for (problem lists, progress, the blank template, the GE batches) run
-# after the steps the drafts need whenever both are ready: a new file reaches the drafts sooner.
-AFTER_DRAFTS = {"dagster/priority": "-5"}
 
 full_rebuild = dg.define_asset_job(
     "full_rebuild",

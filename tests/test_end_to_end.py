@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import read_detail
+from conftest import read_detail, run_district
 from pipeline import cli
 from pipeline.rules.annex import ANNEXES
 
@@ -19,8 +19,7 @@ def district(tmp_path_factory):
     raw = root / "raw"
     assert cli.main(["sample", "--out", str(raw), "--households", str(HOUSEHOLDS), "--seed", str(SEED)]) == 0
     key = json.loads((raw / ".answer_key.json").read_text(encoding="utf-8"))
-    warehouse, reports = root / "w.duckdb", root / "reports"
-    assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--reports-dir", str(reports)]) == 0
+    warehouse, reports, _ = run_district(raw, root)
     return key, warehouse, reports
 
 

@@ -10,8 +10,7 @@ from pipeline.io.template import write_survey_template
 from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.layout import ANNEX1_FILE
 from pipeline.readiness import office_stamp
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
-from pipeline.jobs import AFTER_DRAFTS
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 

@@ -13,7 +13,8 @@ GROUP = "step6_classify"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "registry"])
-def household_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_status(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """户状态：以建档立卡名单为准（建档立卡户及其脱贫状态、历年清退户或一般农户）。
     户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
     一般农户 — never what the survey declares."""
@@ -25,7 +26,8 @@ def household_status(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])
-def household_guarantees(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_guarantees(context: dg.AssetExecutionContext,
+                         warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """两不愁三保障：每户未达标的项目和所属重点人群。
     两不愁三保障 failures and focus-group tags (重点人群) per household."""
     with warehouse.build(context) as con:
@@ -37,7 +39,8 @@ def household_guarantees(context: dg.AssetExecutionContext, warehouse: Warehouse
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
-def classification(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def classification(context: dg.AssetExecutionContext,
+                   warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """分类结果：每户的附件2、附件3类别，是否列入附件4–6，以及核查疑点。
     Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
     附件4–6, and for a household that meets the condition of 附件2/3 but is left out, the reason.

@@ -12,7 +12,8 @@ GROUP = "step2_clean"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
-def households(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def households(context: dg.AssetExecutionContext,
+               warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭基本情况：每户一行，取值已规范，金额精确到分。
     家庭基本情况: one row per surveyed household, values normalized, amounts exact to the cent,
     with its 办事处 and 村 from the roster and its place in the village's file."""
@@ -27,7 +28,8 @@ def households(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks"])
-def members(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def members(context: dg.AssetExecutionContext,
+            warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭成员情况：每人一行，身份证号已修复，性别、出生日期和年龄由身份证号得出。
     家庭成员情况: one row per surveyed person with the repaired ID, birth date, sex from the ID
     and age in whole years on the reference date."""

@@ -18,8 +18,7 @@ from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline import charts
 from pipeline.readiness import office_stamp
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
-from pipeline.jobs import AFTER_DRAFTS
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
 

@@ -23,8 +23,7 @@ from pipeline.readiness import (
     village_status,
     SUPERSEDED_COLUMNS,
 )
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
-from pipeline.jobs import AFTER_DRAFTS
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 

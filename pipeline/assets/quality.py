@@ -43,7 +43,8 @@ def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
 @dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
-def data_problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def data_problems(context: dg.AssetExecutionContext,
+                  warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """数据问题：rules.md 的全部问题（B1–B10 必须修改，W1–W9 请核实），各有固定的问题编号。
     Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
     file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when

@@ -25,7 +25,6 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
-from pipeline.tables import dept_table
 from pipeline.schema import (
     DEPARTMENTS,
     HH_REGISTERED,
@@ -35,6 +34,7 @@ from pipeline.schema import (
     YES,
     Department,
 )
+from pipeline.tables import dept_table
 
 HARD_EXCLUSIONS = {"X1": "工商", "X2": "商品房", "X3": "车辆", "X4": "个税"}
 DOUBTS = {"D1": "务工", "D2": "疾病", "D3": "残疾", "D4": "学籍", "D5": "收入"}
