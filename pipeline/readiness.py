@@ -298,7 +298,7 @@ class Condition:
     concerned: tuple[str, ...] = ()  # villages, departments or drafts, Markdown (links allowed)
 
 
-MET, NOT_MET = "✅ 满足", "❌ 未满足"
+MET, NOT_MET = "【满足】", "【未满足】"  # plain text: every font of an office PC has it
 MAX_CONCERNED = 20  # names listed in one cell; the rest are counted
 
 

@@ -437,7 +437,7 @@ def test_each_unreadable_survey_is_reported_with_path_and_reason(faulty_run):
         status, reason = files[f"surveys/坏文件/{name}"]
         assert status == FILE_UNREADABLE and word in reason, (name, reason)
     metadata = faulty_run.result.asset_materializations_for_node("survey_workbooks")[-1].metadata
-    listed = metadata["unreadable"].value
+    listed = metadata["无法读取的文件（unreadable）"].value
     for name in BAD_SURVEYS:
         assert f"surveys/坏文件/{name}" in listed
 

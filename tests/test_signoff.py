@@ -166,7 +166,7 @@ def test_no_decision_signs_nothing_and_shows_the_conditions(clean):
     meta = result.asset_materializations_for_node("signoff")[0].metadata
     assert meta["结果（outcome）"].value.startswith("未给出决定：未签字")
     table = meta["签字条件（sign-off conditions）"].value
-    assert "| 签字条件 | 是否满足 |" in table and "❌" not in table and table.startswith("**可以签字**")
+    assert "| 签字条件 | 是否满足 |" in table and "【未满足】" not in table and table.startswith("**可以签字**")
     assert clean.packages() == before and len(clean.log()) == logged
 
 
@@ -367,7 +367,7 @@ def test_every_reason_is_listed_and_masked(dirty):
         assert secret not in text
     [failure] = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
     table = failure.metadata["签字条件（sign-off conditions）"].value
-    assert table.startswith("**暂不能签字**：4 个条件未满足") and table.count("❌ 未满足") == 4
+    assert table.startswith("**暂不能签字**：4 个条件未满足") and table.count("【未满足】") == 4
     assert "南芬街道南芬村" in table and "税务局（departments/tax/）" in table
     assert dirty.packages() == []
     entry = dirty.log()[-1]

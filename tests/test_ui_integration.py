@@ -235,7 +235,7 @@ def test_a_signoff_with_signer_and_decision_only_is_refused_with_the_table(ui):
     [failure] = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
     assert failure["failureMetadata"]["description"].splitlines()[0].startswith("不能签字（同意）")
     tables = {m["label"]: m.get("mdStr") for m in failure["failureMetadata"]["metadataEntries"]}
-    assert "❌ 未满足" in tables["签字条件（sign-off conditions）"]
+    assert "【未满足】" in tables["签字条件（sign-off conditions）"]
 
 
 def test_a_new_file_in_the_data_root_reaches_the_drafts(ui, tmp_path):
@@ -262,6 +262,6 @@ def test_the_same_signoff_is_accepted_once_every_condition_is_met(ui):
     assert status == "SUCCESS", failures
     meta = materializations(events)["signoff"]
     assert meta["结果（outcome）"] == "同意：已形成签字包"
-    assert "❌" not in meta["签字条件（sign-off conditions）"]
+    assert "【未满足】" not in meta["签字条件（sign-off conditions）"]
     packages = [p for p in (ui["reports"] / "signed").iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert [p.name for p in packages] == [meta["签字包（package）"]]

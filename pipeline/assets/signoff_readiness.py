@@ -52,7 +52,7 @@ def signoff_readiness(paths: PathsResource, warehouse: WarehouseResource,
                                         problem_link=problem_list_link(paths), tz=tz)
     unmet = [c for c in conditions if not c.met]
     # one line per condition too: text entries show in the asset page's table without a click
-    lines = {f"{'①②③④⑤⑥'[i]} {c.label}": condition_line(c) for i, c in enumerate(conditions)}
+    lines = {f"{i}. {c.label}": condition_line(c) for i, c in enumerate(conditions, start=1)}
     return dg.MaterializeResult(metadata={
         **lines,
         TABLE_LABEL: dg.MetadataValue.md(conditions_markdown(conditions)),
