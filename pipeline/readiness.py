@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, list_files
-from pipeline.privacy import mask_text
 from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
+from pipeline.privacy import mask_text
 from pipeline.rules.annex import ANNEXES, PUBLIC_NOTICES
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR

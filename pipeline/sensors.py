@@ -39,9 +39,8 @@ from pipeline.io.inputs import is_settled, list_files, read_villages
 from pipeline.io.peek import peek_village_code
 from pipeline.jobs import full_rebuild, survey_rebuild
 from pipeline.partitions import VILLAGES, partition_key, village_code, village_partitions
-from pipeline.resources import PathsResource, WarehouseResource
 from pipeline.readiness import arrival_time
-from pipeline.tables import ASSET_BUILDS, CACHE_FILES, dept_table
+from pipeline.resources import PathsResource, WarehouseResource
 from pipeline.schema import (
     DEPARTMENTS_DIR,
     EXCEPTIONS_FILE,
@@ -51,6 +50,7 @@ from pipeline.schema import (
     VILLAGES_FILE,
     is_input_file,
 )
+from pipeline.tables import ASSET_BUILDS, CACHE_FILES, dept_table
 
 MAX_FILES_PER_TICK = 50  # files peeked for their 村代码 per tick (the rebuild reads them all anyway)
 SURVEY_INTERVAL_SECONDS = 5  # a file reaches the drafts in under 30 s (README, "Sensors")

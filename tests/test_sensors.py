@@ -5,8 +5,8 @@ import time
 
 import dagster as dg
 import pytest
-
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
+
 from pipeline import sensors
 from pipeline.io import inputs
 from pipeline.jobs import full_rebuild, signoff_job, survey_rebuild

@@ -10,21 +10,20 @@ import json
 import os
 import shutil
 import stat
-import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-
 from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
 from conftest import read_detail, run_district
 from fakes import FakeGreatExpectations
+
 from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
+from pipeline.readiness import PACKAGE_ASSETS, PACKAGE_FILES, gate_reasons, input_files
 from pipeline.resources import build_resources
 from pipeline.runner import ensure_dagster_home
-from pipeline.readiness import PACKAGE_ASSETS, PACKAGE_FILES, gate_reasons, input_files
 
 pytestmark = [pytest.mark.integration]
 

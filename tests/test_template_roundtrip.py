@@ -2,8 +2,8 @@
 back with no problem at all."""
 
 import dagster as dg
-
 from builders import household, make_id, member
+
 from pipeline.assets.annex1 import survey_template, template_filename
 from pipeline.io.inputs import FILE_READ, ingest_surveys
 from pipeline.io.template import fill_template_for_test

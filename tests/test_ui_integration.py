@@ -16,6 +16,8 @@ The tests share one UI session and run in this order. Bounded waits throughout."
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,10 +28,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-import re
-import shutil
-
 from clean_district import S2, V2, V2_NAME, build_clean_district
 
 pytestmark = [pytest.mark.integration]

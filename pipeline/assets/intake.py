@@ -88,11 +88,12 @@ def _read_newest(root: Path, files: pd.DataFrame):
 )
 def village_submission(context: dg.AssetExecutionContext, paths: PathsResource,
                        warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """一个村的报送（按村分区，点击即读取该村最新的调查表）：报送时间、户数、人数和该村必须修改的单元格问题
-    (one village's submission: its newest survey workbook — when it arrived, how many households and persons it holds, and the cell problems the
-    village must fix (B1/B2 IDs, B6 missing values, B7 codes, B8 amounts). Problems that need the
-    whole district (B3 duplicates across villages, B9 missing households, W-rules) come with the
-    district rebuild and the village's 问题清单."""
+    """一个村的报送（按村分区，点击即读取该村最新的调查表）：报送时间、户数、人数和该村必须修改的
+    单元格问题 (one village's submission: its newest survey workbook — when it arrived, how many
+    households and persons it holds, and the cell problems the village must fix: B1/B2 IDs, B6
+    missing values, B7 codes, B8 amounts). Problems that need the whole district (B3 duplicates
+    across villages, B9 missing households, W-rules) come with the district rebuild and the
+    village's 问题清单."""
     code = village_code(context.partition_key)
     root = paths.raw
     with warehouse.connect() as con:

@@ -14,9 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from pipeline import charts
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
-from pipeline import charts
 from pipeline.readiness import office_stamp
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES

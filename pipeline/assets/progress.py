@@ -13,6 +13,7 @@ from pipeline import charts
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
+    SUPERSEDED_COLUMNS,
     department_status,
     local_time,
     office_now,
@@ -21,7 +22,6 @@ from pipeline.readiness import (
     superseded_files,
     superseded_markdown,
     village_status,
-    SUPERSEDED_COLUMNS,
 )
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
@@ -121,7 +121,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "部门反馈情况": (title, dept_sheet),
         "被替代的文件": (title, superseded.assign(序号=range(1, len(superseded) + 1))[["序号", *SUPERSEDED_COLUMNS]]),
     }, s, office_stamp(s.tz),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"}, number_rows=True,
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"},
+        number_rows=True,
         charts=[charts.excel_progress_chart(against)])
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]

@@ -5,14 +5,21 @@
 import dagster as dg
 import pandas as pd
 
-from pipeline.layout import DRAFT_DIR, PUBLIC_DIR
 from pipeline.io.excel import UNIT_HOUSEHOLD, Totals, summarize, write_annex_workbook, write_sheets_workbook
+from pipeline.layout import DRAFT_DIR, PUBLIC_DIR
 from pipeline.metadata import download_links, masked_sample
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import (
-    AMOUNT_COLUMNS, ANNEXES, PUBLIC_NOTICES, TEXT_COLUMNS, Annex, PublicNotice, annex_frame,
-    annex_title, public_frame,
+    AMOUNT_COLUMNS,
+    ANNEXES,
+    PUBLIC_NOTICES,
+    TEXT_COLUMNS,
+    Annex,
+    PublicNotice,
+    annex_frame,
+    annex_title,
+    public_frame,
 )
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
 from pipeline.rules.sqlutil import literals

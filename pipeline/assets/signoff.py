@@ -242,7 +242,8 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
             warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """签字：领导小组组长对草稿的决定（sign-off）。填写 signer（签字人）、decision（同意/不同意）、
     comment（意见）后物化；不填决定时（如“物化全部”）不签字，只显示签字条件。
-    (Launch it with config ``signer``, ``decision``, ``comment``.) 同意 is refused, with every reason listed, while a blocking problem is open, a
+    (Launch it with config ``signer``, ``decision``, ``comment``.) 同意 is refused, with every reason
+    listed, while a blocking problem is open, a
     涉农 village has not submitted, a department has not returned its extract, or a 附件 draft is
     missing or older than its inputs; otherwise it writes the read-only package
     reports/signed/<签字时间>/ (附件1–6, 公示 lists, 签字确认单.xlsx, manifest.json with sha256 of
