@@ -468,8 +468,8 @@ def test_unreadable_department_and_registry_files_are_reported(faulty_run):
     files, rows, errors, detail = returns["market"]
     assert (files, rows, errors) == (1, 0, 1) and "压缩炸弹" in detail
     registry = faulty_run.result.asset_materializations_for_node("registry")[-1].metadata
-    assert "registry/炸弹.xlsx" in registry["unreadable files"].value
-    assert "压缩炸弹" in registry["unreadable files"].value
+    assert "registry/炸弹.xlsx" in registry["无法读取的文件（unreadable files）"].value
+    assert "压缩炸弹" in registry["无法读取的文件（unreadable files）"].value
 
 
 # ============================================================================================

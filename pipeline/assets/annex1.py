@@ -35,9 +35,9 @@ def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.Mate
     path = paths.report_path(paths.template / template_filename(s))
     write_survey_template(path, s)
     return dg.MaterializeResult(metadata={
-        "sheets": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
-        "household columns": len(HOUSEHOLD_COLUMNS),
-        "member columns": len(MEMBER_COLUMNS),
+        "工作表（sheets）": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
+        "家庭基本情况列数（household columns）": len(HOUSEHOLD_COLUMNS),
+        "家庭成员情况列数（member columns）": len(MEMBER_COLUMNS),
         **download_links(paths, path),
     })
 
@@ -132,13 +132,13 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
     problems = int((households[PROBLEM_COUNT] > 0).sum()) if len(households) else 0
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(households),
-        "households": len(households),
-        "persons": len(members),
-        "households per 办事处": counts_by(households, SUBDISTRICT_LABEL),
-        "persons per 办事处": counts_by(members, SUBDISTRICT_LABEL),
-        "households with open problems": problems,
-        "sample (masked)": masked_sample(households, columns=[
+        "户数（households）": len(households),
+        "人数（persons）": len(members),
+        "各办事处户数（households per 办事处）": counts_by(households, SUBDISTRICT_LABEL),
+        "各办事处人数（persons per 办事处）": counts_by(members, SUBDISTRICT_LABEL),
+        "有未解决问题的户（households with open problems）": problems,
+        "示例（已遮盖，masked sample）": masked_sample(households, columns=[
             SUBDISTRICT_LABEL, VILLAGE_LABEL, "户主姓名", "户主身份证号", "家庭人口", "户状态(比对)", PROBLEM_COUNT]),
-        "sheets": dg.MetadataValue.json({k: int(v) for k, v in stats.sheets.items()}),
+        "各工作表行数（rows per sheet）": dg.MetadataValue.json({k: int(v) for k, v in stats.sheets.items()}),
         **download_links(paths, path),
     })

@@ -22,7 +22,7 @@ def household_status(context: dg.AssetExecutionContext,
         run_sql(con, STATUS_SQL, settings.get())
         counts = dict(con.execute("SELECT status_type, count(*) FROM household_status GROUP BY 1").fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": sum(counts.values()),
-                                          "households by status": dg.MetadataValue.json(counts)})
+                                          "各户状态户数（households by status）": dg.MetadataValue.json(counts)})
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])

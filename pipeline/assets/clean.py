@@ -23,7 +23,7 @@ def households(context: dg.AssetExecutionContext,
                           "GROUP BY 1 ORDER BY 1").fetchall()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": sum(n for _, n in per),
-        "households per 办事处": dg.MetadataValue.json(dict(per)),
+        "各办事处户数（households per 办事处）": dg.MetadataValue.json(dict(per)),
     })
 
 

@@ -91,12 +91,12 @@ def build_department_asset(dept: Department) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "dagster/row_count": extract.rows,
             "status": "已返回" if extract.returned else "未返回",
-            "returned": extract.returned,
+            "已反馈（returned）": extract.returned,
             "files": len(extract.files),
-            "unreadable files": len(errors),
-            "rows read (before repeated rows dropped)": extract.rows_read,
-            "IDs that cannot be matched": unmatched,
-            "files read": dg.MetadataValue.md(_file_notes(extract)),
+            "无法读取的文件（unreadable files）": len(errors),
+            "读取行数（去重前，rows read）": extract.rows_read,
+            "无法比对的身份证号（IDs that cannot be matched）": unmatched,
+            "读取的文件（files read）": dg.MetadataValue.md(_file_notes(extract)),
         })
 
     return _department
@@ -137,9 +137,9 @@ def department_returns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         f"| {name} | {'是' if returned else '否'} | {files} | {n} | {errors} |" for name, returned, files, n, errors in rows)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(rows),
-        "returned": f"{len(rows) - len(missing)}/{len(rows)}",
-        "not returned yet": dg.MetadataValue.md("、".join(missing) or "none"),
-        "departments": dg.MetadataValue.md(table),
+        "已反馈（returned）": f"{len(rows) - len(missing)}/{len(rows)}",
+        "尚未反馈（not returned yet）": dg.MetadataValue.md("、".join(missing) or "（无）"),
+        "各部门（departments）": dg.MetadataValue.md(table),
     })
 
 
@@ -171,6 +171,6 @@ def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         for code, depts in plan.skipped.items())
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n,
-        "households per finding": dg.MetadataValue.json(by_code),
-        "not checked": dg.MetadataValue.md(skipped or "none"),
+        "各疑点户数（households per finding）": dg.MetadataValue.json(by_code),
+        "未比对（not checked）": dg.MetadataValue.md(skipped or "（无）"),
     })

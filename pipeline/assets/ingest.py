@@ -41,7 +41,7 @@ def registry(context: dg.AssetExecutionContext, paths: PathsResource, warehouse:
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(read.frame),
         "files": len(read.files),
-        "unreadable files": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors) or "none"),
+        "无法读取的文件（unreadable files）": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors) or "（无）"),
         "households (未清退)": int(read.frame.loc[read.frame["status"] != "清退", "hh_no"].nunique()),
     })
 

@@ -73,24 +73,24 @@ def data_problems(context: dg.AssetExecutionContext,
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
-            "problems by rule (待修改)": dg.MetadataValue.json({r: n for r, n, _ in by_rule if n}),
-            "problems by rule (已接受)": dg.MetadataValue.json({r: a for r, _, a in by_rule if a}),
-            "open blocking problems": len(blocking),
-            "accepted (已接受)": accepted,
-            "households held back": int(held_back),
+            "各规则待修改问题数（open problems by rule）": dg.MetadataValue.json({r: n for r, n, _ in by_rule if n}),
+            "各规则已接受问题数（accepted problems by rule）": dg.MetadataValue.json({r: a for r, _, a in by_rule if a}),
+            "未解决的必须修改问题（open blocking problems）": len(blocking),
+            "已接受（accepted）": accepted,
+            "暂不列入的户（households held back）": int(held_back),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name="problem_ids_unique", passed=duplicates == 0, severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"duplicate ids": duplicates}),
+                metadata={"重复的问题编号（duplicate ids）": duplicates}),
             dg.AssetCheckResult(
                 check_name="no_open_blocking_problems", passed=blocking.empty, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"failing count": len(blocking), "households held back": int(held_back),
-                          "accepted (已接受)": accepted,
-                          "by rule": dg.MetadataValue.json(
+                metadata={"不通过的行数（failing count）": len(blocking), "暂不列入的户（households held back）": int(held_back),
+                          "已接受（accepted）": accepted,
+                          "各规则问题数（by rule）": dg.MetadataValue.json(
                               blocking["rule"].value_counts().reindex([r for r in RULES if r in set(blocking["rule"])])
                               .astype(int).to_dict()),
-                          "sample (masked)": _masked_sample(blocking)}),
+                          "示例（已遮盖，masked sample）": _masked_sample(blocking)}),
             dg.AssetCheckResult(
                 check_name="exceptions_match_problems", passed=unmatched == 0, severity=dg.AssetCheckSeverity.WARN,
                 metadata={"failing count": int(unmatched), "exceptions": int(n_exceptions)}),

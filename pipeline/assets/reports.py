@@ -42,9 +42,9 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
         per = rows.groupby("办事处")["_household"].nunique().to_dict() if len(rows) else {}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(rows),
-            "households": int(rows["_household"].nunique()) if len(rows) else 0,
-            "households per 办事处": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
-            "sample (masked)": masked_sample(rows),
+            "户数（households）": int(rows["_household"].nunique()) if len(rows) else 0,
+            "各办事处户数（households per 办事处）": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
+            "示例（已遮盖，masked sample）": masked_sample(rows),
             **download_links(paths, path),
         })
 
@@ -93,9 +93,9 @@ def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
     conclusions = rows["结论"].str.split("：").str[0].value_counts().to_dict() if len(rows) else {}
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(rows),
-        "households per finding": dg.MetadataValue.json(
+        "各疑点户数（households per finding）": dg.MetadataValue.json(
             {label: int(rows[label].notna().sum()) for label in FINDING_LABELS.values()}),
-        "households per 结论": dg.MetadataValue.json({k: int(v) for k, v in conclusions.items()}),
+        "各结论户数（households per 结论）": dg.MetadataValue.json({k: int(v) for k, v in conclusions.items()}),
         **download_links(paths, path),
     })
 
@@ -126,7 +126,7 @@ def build_public_asset(notice: PublicNotice) -> dg.AssetsDefinition:
             totals={"明细": Totals(UNIT_HOUSEHOLD, None)}, settings_sheet=False)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(frame),
-            "persons": int(frame["家庭人口"].sum()) if len(frame) else 0,
+            "人数（persons）": int(frame["家庭人口"].sum()) if len(frame) else 0,
             **download_links(paths, path),
         })
 

@@ -66,13 +66,13 @@ def _result(con, suite, expect, outcome: Outcome | None, failure: str = "") -> d
                                    severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"error": failure or f"table {suite.name} was not built; nothing validated"})
     metadata = {
-        "failing count": outcome.unexpected_count,
-        "rows checked": outcome.element_count,
-        "rules.md": expect.rules or "—",
-        "sample (masked)": _sample_md(con, suite, outcome.sample_keys),
+        "不通过的行数（failing count）": outcome.unexpected_count,
+        "检查的行数（rows checked）": outcome.element_count,
+        "规则（rules.md）": expect.rules or "—",
+        "示例（已遮盖，masked sample）": _sample_md(con, suite, outcome.sample_keys),
     }
     if outcome.element_count:
-        metadata["failing %"] = round(100 * outcome.unexpected_count / outcome.element_count, 2)
+        metadata["不通过比例 %（failing %）"] = round(100 * outcome.unexpected_count / outcome.element_count, 2)
     if outcome.error:
         metadata["error"] = outcome.error
     return dg.AssetCheckResult(asset_key=suite.asset, check_name=expect.check, passed=outcome.success,
@@ -181,7 +181,7 @@ def held_back_households_not_classified(warehouse: WarehouseResource) -> dg.Asse
     return dg.AssetCheckResult(
         passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"failing count": len(leaked), "households held back": int(held),
-                  "sample (masked)": _household_sample(leaked)})
+                  "示例（已遮盖，masked sample）": _household_sample(leaked)})
 
 
 def _household_sample(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -258,8 +258,8 @@ def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
             metadata={"failing count": len(leaked), "rows in file": len(rows),
-                      "households held back": int(held["hh_uid"].nunique()) if len(held) else 0,
-                      "sample (masked)": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
+                      "暂不列入的户（households held back）": int(held["hh_uid"].nunique()) if len(held) else 0,
+                      "示例（已遮盖，masked sample）": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
 
     return _audit
 
