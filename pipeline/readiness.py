@@ -193,7 +193,7 @@ def row_accounts(con, latest_only: bool = True) -> pd.DataFrame:
     """One row per sheet of each read survey file (the latest of each village, or every file
     read): rows seen, used and set aside, and the set-aside rows by reason, and whether the
     account balances (seen = used + set aside). Plain SQL, no names or IDs."""
-    from pipeline.io.survey import ASIDE_REASONS
+    from pipeline.rules.workbook import ASIDE_REASONS
     from pipeline.tables import ROWS_SET_ASIDE, SHEET_ACCOUNTS
 
     labels = list(ROW_ACCOUNT_LABELS) + list(ASIDE_REASONS) + ["balanced"]
@@ -220,7 +220,7 @@ def row_account_metadata(accounts: pd.DataFrame, listed: int = 40) -> dict:
     the sheets of the files in use (the first ``listed``; sheets with rows set aside first)."""
     import dagster as dg
 
-    from pipeline.io.survey import ASIDE_REASONS
+    from pipeline.rules.workbook import ASIDE_REASONS
 
     totals = {"rows seen": int(accounts["rows_seen"].sum()), "rows used": int(accounts["rows_used"].sum()),
               **{r: int(accounts[r].sum()) for r in ASIDE_REASONS if int(accounts[r].sum())}}

@@ -125,7 +125,7 @@ def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: se
 def village_row_account(accounts: pd.DataFrame, unreadable: pd.DataFrame, village_code: str) -> pd.DataFrame:
     """行数核对 of one village: each sheet of its file in use — rows seen = rows read in + rows set
     aside, by reason — and a file of the village that could not be read, with the reason."""
-    from pipeline.io.survey import ASIDE_REASONS
+    from pipeline.rules.workbook import ASIDE_REASONS
 
     mine = accounts[accounts["village_code"] == village_code].rename(columns=ROW_ACCOUNT_LABELS)
     mine = mine.drop(columns=["村代码"])

@@ -168,7 +168,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
 
 def row_account_sheet(accounts: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
     """行数核对: per village, file and sheet, rows seen = rows used + rows set aside by reason."""
-    from pipeline.io.survey import ASIDE_REASONS
+    from pipeline.rules.workbook import ASIDE_REASONS
 
     names = villages.set_index("village_code")
     frame = accounts.rename(columns=ROW_ACCOUNT_LABELS)

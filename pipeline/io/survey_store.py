@@ -36,10 +36,10 @@ from pipeline.tables import CACHE_SHEET_ACCOUNTS as CACHE_SHEETS
 def _reader_version() -> str:
     from pipeline import schema
     from pipeline.io import survey
-    from pipeline.rules import clean, ids, problems, values
+    from pipeline.rules import clean, ids, problems, values, workbook
 
     digest = hashlib.sha256()
-    for module in (schema, survey, clean, ids, problems, values):
+    for module in (schema, survey, workbook, clean, ids, problems, values):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.io.survey import ROW_COLUMN, SheetRead, SurveyRead
 from pipeline.privacy import mask_id, mask_name
 from pipeline.rules.ids import IdStatus, repair_id
 from pipeline.rules.problems import Problem
 from pipeline.rules.values import apply_distinct, clean_text, normalizer_for
+from pipeline.rules.workbook import ROW_COLUMN, SheetRead, SurveyRead
 from pipeline.schema import (
     HOUSEHOLD_COLUMNS,
     MEMBER_COLUMNS,
