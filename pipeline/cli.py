@@ -20,6 +20,7 @@ try:
 except ImportError:  # not POSIX: runs are not serialized by the CLI (the warehouse pool still is)
     fcntl = None
 
+from pipeline.instances import InstanceUnavailable
 from pipeline.privacy import mask_text
 from pipeline.resources.paths import (
     DEFAULT_RAW_DIR,
@@ -52,7 +53,9 @@ def _apply_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 def _instance():
     import dagster as dg
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    from pipeline.instances import open_instance  # InstanceUnavailable: one message naming the instance
+
+    return open_instance() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -166,6 +169,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunLockTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except InstanceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     elapsed = time.perf_counter() - started
     if not result.success:
         print("error: the pipeline could not run:", file=sys.stderr)
@@ -216,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files-port", type=int, default=3001)
     p.add_argument("--workspace", default="workspace.yaml")
     p.set_defaults(func=commands.cmd_ui)
+
+    from pipeline import package_signing, service
+
+    package_signing.add_commands(sub)  # keys init|show, verify
+    service.add_commands(sub)  # service install|status|uninstall
 
     args = parser.parse_args(argv)
     # Everything this command creates (warehouse, reports, logs, temp files, and what the UI's
