@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
+from pg_support import fresh_instance, shared_instance  # PostgreSQL when HUITOUKAN_TEST_PG_URL is set (.ci/run)
 from pipeline import sensors
 from pipeline.io import inputs
 from pipeline.jobs import full_rebuild, signoff_job, village_intake
@@ -32,7 +33,7 @@ def age(path, seconds=600):
 
 
 def tick(sensor, root, cursor=None, instance=None):
-    context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
+    context = dg.build_sensor_context(cursor=cursor, instance=instance or shared_instance(),
                                       resources={"paths": PathsResource(raw_dir=str(root), reports_dir=str(root))})
     return sensor(context)
 
@@ -73,7 +74,7 @@ def test_unchanged_file_is_not_handled_again(tmp_path, monkeypatch):
 
 def test_known_partition_is_not_added_again(tmp_path):
     age(survey(tmp_path, "财神庙村.xlsx"))
-    instance = dg.DagsterInstance.ephemeral()
+    instance = fresh_instance()
     instance.add_dynamic_partitions(VILLAGES, [V1])
     result = tick(sensors.survey_sensor, tmp_path, instance=instance)
     assert result.dynamic_partitions_requests == []
@@ -166,7 +167,7 @@ def test_reference_files_request_a_rebuild_once_per_version(tmp_path):
 
 def test_a_queued_rebuild_is_not_requested_twice(tmp_path):
     age(survey(tmp_path, "财神庙村.xlsx"))
-    instance = dg.DagsterInstance.ephemeral()
+    instance = fresh_instance()
     from pipeline.definitions import defs
 
     # a run created but not started yet (the queue's state before the daemon launches it)
@@ -187,7 +188,7 @@ def test_village_intake_reads_the_newest_workbook_of_its_village(tmp_path):
                             member(heads[1], bad[:17] + ("0" if bad[17] != "0" else "1"), "之子")]))
     age(new, 300)
     age(survey(raw, "二村.xlsx", village=V2, seed=91), 100)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = fresh_instance()
     instance.add_dynamic_partitions(VILLAGES, [V1])
     from pipeline.assets.intake import village_submission
 
