@@ -37,7 +37,7 @@ PUBLIC_KEY_FILE = "office_public_key.pem"
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.json.sig"
 ALGORITHM = "Ed25519"
-UNSIGNED_REASON = "签字时本办公室还没有签名密钥（huitoukan keys init），此签字包未做数字签名"
+UNSIGNED_REASON = "签字时本办公室还没有签名密钥（huitoukan keys init）"
 
 
 class SigningKeyError(Exception):
@@ -259,7 +259,7 @@ def _check_signature(result: Verification, package: Path, manifest: dict | None,
     sig_path = package / SIGNATURE_FILE
     if not sig_path.is_file():
         if declared.get("status") == "unsigned":
-            result.problems.append(f"此签字包没有数字签名（{declared.get('reason', UNSIGNED_REASON)}），"
+            result.problems.append(f"此签字包没有数字签名：{declared.get('reason', UNSIGNED_REASON)}，"
                                    "无法确认它来自哪个办公室")
         else:
             result.problems.append(f"缺少签名文件 {SIGNATURE_FILE}：无法确认签字包的来源和清单是否被改动")

@@ -121,7 +121,7 @@ def parse_unit(text: str) -> dict:
         if not line or line.startswith(("#", ";", "[")) or "=" not in line:
             continue
         key, value = (part.strip() for part in line.split("=", 1))
-        if key == "ExecStart":
+        if key in ("ExecStart", "ExecStartPre"):
             out[key] = shlex.split(value)
         elif key == "Environment":
             for item in shlex.split(value):
@@ -163,6 +163,11 @@ def unit_process(text: str) -> tuple[list[str], dict[str, str], Path]:
     if unit.get("EnvironmentFile"):
         env.update(read_environment_file(Path(unit["EnvironmentFile"].lstrip("-"))))
     return unit["ExecStart"], env, Path(unit.get("WorkingDirectory") or "/")
+
+
+def unit_pre_start(text: str) -> list[str] | None:
+    """The unit's ExecStartPre argv (one at most in ours), or None."""
+    return parse_unit(text).get("ExecStartPre")
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,6 +365,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The units' ExecStartPre: the instance of $DAGSTER_HOME opens, or one message naming it."""
+    from pipeline.instances import InstanceUnavailable, describe_instance, open_instance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("错误：DAGSTER_HOME 未设置（服务的环境文件中应有）", file=sys.stderr)
+        return 2
+    try:
+        open_instance().dispose()
+    except InstanceUnavailable as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 1
+    print(f"{describe_instance()}：可以连接")
+    return 0
+
+
 def cmd_uninstall(args: argparse.Namespace) -> int:
     removed = uninstall(Path(args.unit_dir))
     for path in removed:
@@ -397,6 +418,9 @@ def add_commands(subparsers) -> None:
     q = sub.add_parser("status", help="各单元、界面、下载、实例和守护进程的状态")
     q.add_argument("--unit-dir", default=str(DEFAULT_UNIT_DIR))
     q.set_defaults(func=cmd_status)
+
+    q = sub.add_parser("check", help="Dagster 实例能否连接（服务启动前的检查）")
+    q.set_defaults(func=cmd_check)
 
     q = sub.add_parser("uninstall", help="停用并删除单元（数据都保留）")
     q.add_argument("--unit-dir", default=str(DEFAULT_UNIT_DIR))

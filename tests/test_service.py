@@ -156,7 +156,12 @@ def running_service(tmp_path):
     procs = {}
     try:
         for path in written:
-            argv, env, workdir = service.unit_process(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            argv, env, workdir = service.unit_process(text)
+            pre = service.unit_pre_start(text)
+            if pre:  # ExecStartPre: the instance answers
+                done = subprocess.run(pre, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+                assert done.returncode == 0 and "可以连接" in done.stdout, done.stderr
             log = tmp_path / f"{path.stem}.log"
             with log.open("wb") as fh:
                 # UMask=0077 as in the units
