@@ -36,9 +36,11 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
                        "HUITOUKAN_SETTLE_SECONDS": "0"})
     started = time.perf_counter()
     from pipeline.checks.asset_checks import asset_checks
+    from pipeline.bench_instances import time_event_bookkeeping
     from pipeline.cli import run_pipeline
     from pipeline.definitions import all_assets
 
+    bookkeeping = time_event_bookkeeping()  # the instance's share: storing each event
     imported = time.perf_counter()
     result = run_pipeline()
     finished = time.perf_counter()
@@ -66,6 +68,10 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
         "stages": stages,
         "steps": steps,
         "overhead_per_step": (run_seconds - step_total) / max(steps, 1),
+        "events": len(result.all_events),
+        "overhead_per_event": (run_seconds - step_total) / max(len(result.all_events), 1),
+        "events_stored": bookkeeping["events"],
+        "event_store_seconds": bookkeeping["seconds"],
         "largest_process_rss_mb": max(resource.getrusage(who).ru_maxrss
                                       for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024,
     }
@@ -284,6 +290,11 @@ def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
         "stages": {s: med(r["stages"].get(s, 0.0) for r in full) for s in sorted({g for r in full for g in r["stages"]})},
         "overhead_per_step": med(r["overhead_per_step"] for r in full),
         "steps": full[0]["steps"],
+        "events": full[0]["events"],
+        "overhead_per_event": med(r["overhead_per_event"] for r in full),
+        "events_stored": full[0]["events_stored"],
+        "event_store_per_step": med(r["event_store_seconds"] / max(r["steps"], 1) for r in full),
+        "event_store_per_event": med(r["event_store_seconds"] / max(r["events_stored"], 1) for r in full),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in full + incremental),
         "largest_process_rss_mb": max(r["largest_process_rss_mb"] for r in full + incremental),
         "floor_read_seconds": med(f["read"] for f in floors),
@@ -340,11 +351,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="bench/work", help="scratch folder (generated data, warehouses)")
     parser.add_argument("--out", default="bench/results", help="where the JSON results go")
+    parser.add_argument("--instances", default=None,
+                        help="Dagster bookkeeping per step on each instance side by side, e.g. sqlite,postgres")
+    parser.add_argument("--postgres-url", default=None, help="for --instances postgres: postgresql://user:pw@host:port/db")
     parser.add_argument("--child", nargs=3, metavar=("RAW", "WAREHOUSE", "REPORTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child_run(*args.child)))
         return 0
+    if args.instances:
+        from pipeline.bench_instances import main as bench_instances
+
+        return bench_instances(args)
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
