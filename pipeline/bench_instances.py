@@ -20,9 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
-from pipeline.instances import PG_ENV, TEMPLATES, pg_env
+from pipeline.instances import ENV_PG_POOL, PG_ENV, TEMPLATES, pg_env
 
-INSTANCES = ("ephemeral", "sqlite", "postgres")
+# postgres-nullpool: a new connection per event, as in the runs the daemon launches (run workers)
+INSTANCES = ("ephemeral", "sqlite", "postgres", "postgres-nullpool")
 
 
 def time_event_bookkeeping() -> dict:
@@ -79,13 +80,15 @@ def _database(url: str):
 @contextlib.contextmanager
 def instance_environment(kind: str, work: Path, postgres_url: str | None):
     """os.environ for the children: DAGSTER_HOME (fresh) and the PostgreSQL login, restored after."""
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", *PG_ENV)}
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", ENV_PG_POOL, *PG_ENV)}
     try:
+        if kind == "postgres-nullpool":
+            kind, os.environ[ENV_PG_POOL] = "postgres", "0"
         if kind == "ephemeral":
             os.environ.pop("DAGSTER_HOME", None)
             yield
             return
-        home = work / f"dagster_home_{kind}"
+        home = work / f"dagster_home_{kind}{'_nullpool' if os.environ.get(ENV_PG_POOL) == '0' else ''}"
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True, mode=0o700)
         shutil.copyfile(TEMPLATES[kind], home / "dagster.yaml")

@@ -193,7 +193,10 @@ def install(spec: ServiceSpec, unit_dir: Path = DEFAULT_UNIT_DIR, *, pg: dict[st
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(render_environment(spec, pg))
     os.chmod(spec.env_file, 0o600)
-    write_instance_config(spec.dagster_home, spec.instance)
+    config = write_instance_config(spec.dagster_home, spec.instance)
+    if os.geteuid() == 0 and spec.user != "root":  # installed by root, run by the service's account
+        for path in (spec.dagster_home, config):
+            shutil.chown(path, spec.user, spec.group)
     if not unit_dir.is_dir():
         unit_dir.mkdir(parents=True)
         unit_dir.chmod(0o755)
@@ -311,7 +314,11 @@ def spec_from_args(args: argparse.Namespace) -> ServiceSpec:
 
     owner = PROJECT.stat().st_uid
     user = args.user or (pwd.getpwuid(owner).pw_name if owner != 0 else getpass.getuser())
-    group = args.group or grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    try:
+        group = args.group or grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+        grp.getgrnam(group)
+    except KeyError:
+        raise KeyError(user if args.group is None else f"{user}/{args.group}") from None
     return ServiceSpec(
         project=PROJECT, bin_dir=Path(sys.executable).parent, user=user, group=group,
         env_file=Path(args.env_file).resolve(),
@@ -324,7 +331,11 @@ def spec_from_args(args: argparse.Namespace) -> ServiceSpec:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    spec = spec_from_args(args)
+    try:
+        spec = spec_from_args(args)
+    except KeyError as exc:
+        print(f"错误：账户或用户组 {exc.args[0]} 不存在；先建账户（adduser --system --group huitoukan）", file=sys.stderr)
+        return 2
     pg = None
     if spec.instance == "postgres":
         pg = pg_env(args.postgres_url) if args.postgres_url else {k: os.environ[k] for k in PG_ENV if k in os.environ}

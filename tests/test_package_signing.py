@@ -110,7 +110,7 @@ def verify_cli(capsys, package: Path, public: Path) -> tuple[int, str, str]:
 
 def test_the_signed_package_verifies(office, capsys):
     package = office["package"]
-    assert (package / SIGNATURE_FILE).is_file()
+    assert stat.S_IMODE((package / SIGNATURE_FILE).stat().st_mode) == 0o444  # read-only like the rest
     manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
     assert manifest["signature"]["status"] == "signed"
     assert manifest["signature"]["public_key_fingerprint"] == fingerprint(load_public_key(office["public"]))
