@@ -8,7 +8,8 @@ home made from the project's template (config/dagster.yaml for SQLite, config/da
 for PostgreSQL, on a database of its own when the role may create one). The bookkeeping is the
 time the run spends in ``DagsterInstance.handle_new_event`` (storing each event and the run's
 status), per step and per event; the table also shows everything outside the steps per step
-(bench's ``overhead_per_step``, which adds run start, resources and the executor). Without --instances the benchmark is as before (an in-memory instance).
+(bench's ``overhead_per_step``, which adds run start, resources and the executor). Without
+--instances the benchmark is as before (an in-memory instance).
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ def instance_environment(kind: str, work: Path, postgres_url: str | None):
                 os.environ[k] = v
 
 
-def bench_instances(persons: int, runs: int, work: Path, kinds: list[str], postgres_url: str | None) -> list[dict]:
-    from pipeline.bench import bench_size
-
+def bench_instances(persons: int, runs: int, work: Path, kinds: list[str], postgres_url: str | None,
+                    bench_size) -> list[dict]:
+    """``bench_size`` (pipeline.bench's, handed in: bench imports this module) on each instance."""
     rows = []
     for kind in kinds:
         with instance_environment(kind, work, postgres_url):
@@ -137,7 +138,7 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(args) -> int:
+def main(args, bench_size) -> int:
     """``huitoukan bench --instances …`` (called by bench.main with its parsed arguments)."""
     import json
 
@@ -151,7 +152,7 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for persons in sorted(int(p) for p in args.persons.split(",")):
-        rows += bench_instances(persons, args.runs, work, kinds, url)
+        rows += bench_instances(persons, args.runs, work, kinds, url, bench_size)
         print(render(rows), flush=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = out / f"bench_instances_{stamp}.json"

@@ -1,61 +1,43 @@
-"""The ``huitoukan`` command: make a sample district, run the pipeline, sign off, benchmark.
+"""The ``huitoukan`` command: make a sample district, run the pipeline, sign off, open the UI,
+benchmark. It only parses: the flags become resources (``build_resources``) that are handed to
+the definitions through ``pipeline.runner``; nothing is passed through this process's environment.
 
-``huitoukan run`` materializes every asset through the same Dagster definitions the UI loads,
-in this process, and prints a short summary. Data problems are results, not failures: it exits 0
-when the pipeline ran, and non-zero with a message when it could not run.
+``huitoukan run`` materializes every asset through the same definitions the UI loads, in this
+process, and prints a short summary. Data problems are results, not failures: it exits 0 when
+the pipeline ran, and non-zero with a message when it could not run.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: runs are not serialized by the CLI (the warehouse pool still is)
-    fcntl = None
-
 from pipeline.instances import InstanceUnavailable
-from pipeline.privacy import mask_text
-from pipeline.resources.paths import (
-    DEFAULT_RAW_DIR,
-    DEFAULT_REPORTS_DIR,
-    DEFAULT_WAREHOUSE,
-    ENV_RAW_DIR,
-    ENV_REPORTS_DIR,
-    ENV_WAREHOUSE,
-    env_path,
-    private_dirs,
-)
+from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
+from pipeline.privacy import mask_name, mask_text
+from pipeline.resources import ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
+
+ENV_LOCK_TIMEOUT, ENV_LOG_LEVEL = "HUITOUKAN_LOCK_TIMEOUT", "HUITOUKAN_LOG_LEVEL"
 
 
 def _add_paths(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--raw-dir", default=None, help=f"data root (default ${ENV_RAW_DIR} or {DEFAULT_RAW_DIR})")
-    parser.add_argument("--warehouse", default=None,
-                        help=f"DuckDB file (default ${ENV_WAREHOUSE} or {DEFAULT_WAREHOUSE})")
-    parser.add_argument("--reports-dir", default=None,
-                        help=f"reports root (default ${ENV_REPORTS_DIR} or {DEFAULT_REPORTS_DIR})")
+    parser.add_argument("--raw-dir", default=os.environ.get(ENV_RAW_DIR) or DEFAULT_RAW_DIR,
+                        help=f"数据目录 data root (default ${ENV_RAW_DIR} or {DEFAULT_RAW_DIR})")
+    parser.add_argument("--warehouse", default=os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE,
+                        help=f"数据仓库 DuckDB file (default ${ENV_WAREHOUSE} or {DEFAULT_WAREHOUSE})")
+    parser.add_argument("--reports-dir", default=os.environ.get(ENV_REPORTS_DIR) or DEFAULT_REPORTS_DIR,
+                        help=f"报表目录 reports root (default ${ENV_REPORTS_DIR} or {DEFAULT_REPORTS_DIR})")
+    parser.add_argument("--log-level", default=os.environ.get(ENV_LOG_LEVEL) or "CRITICAL",
+                        help="Dagster's console log level (default CRITICAL)")
 
 
-def _apply_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    for value, env in ((args.raw_dir, ENV_RAW_DIR), (args.warehouse, ENV_WAREHOUSE), (args.reports_dir, ENV_REPORTS_DIR)):
-        if value:
-            os.environ[env] = str(value)
-    return (Path(env_path(ENV_RAW_DIR, DEFAULT_RAW_DIR)), Path(env_path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE)),
-            Path(env_path(ENV_REPORTS_DIR, DEFAULT_REPORTS_DIR)))
+def _resources(args: argparse.Namespace) -> dict:
+    from pipeline.resources import build_resources
 
-
-def _instance():
-    import dagster as dg
-
-    from pipeline.instances import open_instance  # InstanceUnavailable: one message naming the instance
-
-    return open_instance() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    return build_resources(raw_dir=args.raw_dir, warehouse=args.warehouse, reports_dir=args.reports_dir)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -73,100 +55,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-ENV_LOCK_TIMEOUT = "HUITOUKAN_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 3600.0
-LOCK_POLL_SECONDS = 0.5
-RUN_LOCK_TAG = "huitoukan/run_lock"  # on every run this command starts: the lock file it held
-
-
-class RunLockTimeout(Exception):
-    """Another run kept the warehouse longer than this run was willing to wait."""
-
-
-@contextlib.contextmanager
-def run_lock(warehouse: Path, timeout: float | None = None) -> Iterator[Path]:
-    """One ``huitoukan run`` per warehouse at a time: a second one says on stderr that it waits,
-    and waits up to ``timeout`` seconds (``$HUITOUKAN_LOCK_TIMEOUT``, default an hour) before it
-    starts, so it never meets DuckDB's file lock half-way and never publishes a mix of two runs.
-    The kernel releases the lock when its holder dies: a killed run never leaves it behind."""
-    if timeout is None:
-        timeout = float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT)
-    lock = warehouse.with_name(warehouse.name + ".lock").resolve()
-    private_dirs(lock.parent)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if fcntl is not None and not _try_lock(fd):
-            print(f"另一个运行正在使用仓库 {warehouse}，等待它结束（最多等待 {timeout:g} 秒）……",
-                  file=sys.stderr, flush=True)
-            deadline = time.monotonic() + timeout
-            while not _try_lock(fd):
-                if time.monotonic() >= deadline:
-                    raise RunLockTimeout(f"等待 {timeout:g} 秒后仓库 {warehouse} 仍被另一个运行占用，本次未运行；"
-                                         f"请在它结束后重试（等待时长见 {ENV_LOCK_TIMEOUT}）")
-                time.sleep(LOCK_POLL_SECONDS)
-        yield lock
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def release_abandoned_runs(instance, lock: Path) -> list[str]:
-    """Close the runs an earlier ``huitoukan run`` on this warehouse left open when it was killed.
-
-    A killed run stays "started" in a persistent instance and keeps its slot of the warehouse
-    pool, so every later run would wait for that slot forever. Called while holding the run
-    lock: any run tagged with the same lock that is still in progress has lost its process."""
-    import dagster as dg
-
-    runs = instance.get_runs(filters=dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
-        tags={RUN_LOCK_TAG: str(lock)}))
-    for run in runs:
-        instance.report_run_failed(run, message="运行进程已中止（被终止或断电），由下一次 huitoukan run 关闭并释放仓库槽位")
-        with contextlib.suppress(NotImplementedError):
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return [run.run_id for run in runs]
-
-
-def run_pipeline(selection: str | None = None, run_config: dict | None = None):
-    """Execute the full rebuild job in process, holding the run lock of the warehouse; returns
-    the Dagster result. Raises RunLockTimeout when another run holds the warehouse too long."""
-    from pipeline.definitions import build_defs
-
-    with run_lock(Path(env_path(ENV_WAREHOUSE, DEFAULT_WAREHOUSE))) as lock:
-        job = build_defs().resolve_job_def("full_rebuild")
-        config = {"loggers": {"console": {"config": {"log_level": os.environ.get("HUITOUKAN_LOG_LEVEL", "CRITICAL")}}}}
-        config.update(run_config or {})
-        instance = _instance()
-        release_abandoned_runs(instance, lock)
-        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
-                                      tags={RUN_LOCK_TAG: str(lock)})
-
-
-def _root_cause(error) -> str:
-    """The innermost error's first line (Dagster wraps the asset's own exception)."""
-    while getattr(error, "cause", None) is not None:
-        error = error.cause
-    lines = [line for line in (error.message or "").strip().splitlines() if line.strip()]
-    return lines[0] if lines else error.cls_name or "unknown error"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    raw, warehouse, reports = _apply_paths(args)
+    from pipeline import runner
+
+    raw = Path(args.raw_dir)
     if not raw.is_dir():
         print(f"error: data root {raw} does not exist (use --raw-dir or {ENV_RAW_DIR})", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
-        result = run_pipeline()
-    except RunLockTimeout as exc:
+        result = runner.run_pipeline(_resources(args), lock_timeout=args.lock_timeout, log_level=args.log_level)
+    except runner.RunLockTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except InstanceUnavailable as exc:
@@ -175,15 +74,76 @@ def cmd_run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if not result.success:
         print("error: the pipeline could not run:", file=sys.stderr)
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data.error is not None:
-                print(f"  step {event.step_key}: {mask_text(_root_cause(event.step_failure_data.error))}",
-                      file=sys.stderr)
+        for step, cause in runner.step_failures(result):
+            print(f"  step {step}: {mask_text(cause)}", file=sys.stderr)
         return 1
     from pipeline.summary import run_summary
 
-    print(run_summary(warehouse, reports, elapsed))
+    print(run_summary(Path(args.warehouse), Path(args.reports_dir), elapsed))
     return 0
+
+
+def cmd_signoff(args: argparse.Namespace) -> int:
+    from pipeline import runner
+
+    result = runner.run_signoff(_resources(args), args.signer, args.decision, args.comment or "",
+                                log_level=args.log_level)
+    if not result.success:
+        print(mask_text(runner.failure_description(result)), file=sys.stderr)
+        return 1
+    meta = result.asset_materializations_for_node("signoff")[-1].metadata
+    print(f"{meta['outcome'].value}（签字人 {mask_name(args.signer)}）")
+    if "package" in meta:
+        print(f"签字包：{meta['path'].value}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from pipeline.runner import DEFAULT_DAGSTER_HOME
+    from pipeline.ui import serve_ui
+
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
+    return serve_ui(raw=Path(args.raw_dir), warehouse=Path(args.warehouse), reports=Path(args.reports_dir),
+                    home=home, port=args.port, files_port=args.files_port, workspace=Path(args.workspace))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="huitoukan", description="回头看：脱贫质量“回头看”数据处理（poverty-exit quality review）")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("bench", help="基准测试 measure the pipeline against the floor (huitoukan bench --help)")
+
+    p = sub.add_parser("sample", help="生成样例区 write a synthetic 南芬区 data root")
+    p.add_argument("--out", default=DEFAULT_RAW_DIR)
+    p.add_argument("--households", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=2019)
+    p.add_argument("--if-empty", action="store_true", help="only when the folder holds no data yet")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("run", help="全区重建 materialize every asset and print a summary")
+    _add_paths(p)
+    p.add_argument("--lock-timeout", type=float, default=float(os.environ.get(ENV_LOCK_TIMEOUT) or 3600),
+                   help=f"seconds to wait for another run on the same warehouse (default ${ENV_LOCK_TIMEOUT} or 3600)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("signoff", help="签字 the leader's decision on the drafts (the sign-off asset, in process)")
+    _add_paths(p)
+    p.add_argument("--signer", required=True, help="签字人")
+    p.add_argument("--decision", required=True, choices=["同意", "不同意"])
+    p.add_argument("--comment", default="", help="意见")
+    p.set_defaults(func=cmd_signoff)
+
+    p = sub.add_parser("ui", help="界面 the Dagster UI (127.0.0.1:3000) and the read-only download server (127.0.0.1:3001)")
+    _add_paths(p)
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--files-port", type=int, default=3001)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=cmd_ui)
+
+    from pipeline import package_signing, service
+
+    package_signing.add_commands(sub)  # keys init|show, verify
+    service.add_commands(sub)  # service install|status|check|uninstall
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,43 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.bench import main as bench_main
 
         return bench_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="huitoukan", description="回头看: the poverty-exit quality review pipeline")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bench", help="measure the pipeline against the floor (huitoukan bench --help)")
-
-    p = sub.add_parser("sample", help="write a synthetic 南芬区 data root")
-    p.add_argument("--out", default=DEFAULT_RAW_DIR)
-    p.add_argument("--households", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=2019)
-    p.add_argument("--if-empty", action="store_true", help="only when the folder holds no data yet")
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("run", help="materialize every asset and print a summary")
-    _add_paths(p)
-    p.set_defaults(func=cmd_run)
-
-    from pipeline import commands
-
-    p = sub.add_parser("signoff", help="签字: the leader's decision on the drafts (the sign-off asset, in process)")
-    _add_paths(p)
-    p.add_argument("--signer", required=True, help="签字人")
-    p.add_argument("--decision", required=True, choices=["同意", "不同意"])
-    p.add_argument("--comment", default="", help="意见")
-    p.set_defaults(func=commands.cmd_signoff)
-
-    p = sub.add_parser("ui", help="the Dagster UI (127.0.0.1:3000) and the read-only download server (127.0.0.1:3001)")
-    _add_paths(p)
-    p.add_argument("--port", type=int, default=3000)
-    p.add_argument("--files-port", type=int, default=3001)
-    p.add_argument("--workspace", default="workspace.yaml")
-    p.set_defaults(func=commands.cmd_ui)
-
-    from pipeline import package_signing, service
-
-    package_signing.add_commands(sub)  # keys init|show, verify
-    service.add_commands(sub)  # service install|status|uninstall
-
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     # Everything this command creates (warehouse, reports, logs, temp files, and what the UI's
     # child processes write) is readable by its owner only: it carries names and ID numbers.
     umask = os.umask(0o077)

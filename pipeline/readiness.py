@@ -17,14 +17,13 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from pipeline.io.inputs import FILE_READ, list_files
-from pipeline.rules.annex import ANNEXES, PUBLIC_DIR, PUBLIC_NOTICES
+from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
+from pipeline.rules.annex import ANNEXES, PUBLIC_NOTICES
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
+from pipeline.tables import DEPARTMENT_RETURNS, OPEN_PROBLEMS, SURVEY_FILES, VILLAGE_SUBMISSIONS, VILLAGES
 
 OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the district office's clock (schedules, signatures)
-DEPARTMENT_RETURNS_TABLE = "department_returns"  # written by the cross-check ingest, when present
-
-ANNEX1_FILE = "附件1_入户调查汇总表.xlsx"
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,8 @@ class PackageFile:
 
 # What a signed package holds (outputs.md, "Sign-off"): the six 附件 and the two 公示 lists.
 PACKAGE_FILES: tuple[PackageFile, ...] = (
-    PackageFile("附件1", f"draft/{ANNEX1_FILE}"),
-    *(PackageFile(a.filename.split("_")[0], f"draft/{a.filename}") for a in ANNEXES.values()),
+    PackageFile("附件1", f"{DRAFT_DIR}/{ANNEX1_FILE}"),
+    *(PackageFile(a.filename.split("_")[0], f"{DRAFT_DIR}/{a.filename}") for a in ANNEXES.values()),
     *(PackageFile(n.filename.split("_")[0] + "公示", f"{PUBLIC_DIR}/{n.filename}") for n in PUBLIC_NOTICES.values()),
 )
 PACKAGE_ASSETS = ("annex1", *ANNEXES, *PUBLIC_NOTICES)  # the assets that write those files
@@ -92,14 +91,9 @@ def newest_input(root: Path) -> tuple[str, float] | None:
 
 def _returns_table(con) -> dict[str, bool] | None:
     """{dept key: returned} from the cross-check's department_returns table, if it exists."""
-    if con is None or not table_exists(con, DEPARTMENT_RETURNS_TABLE):
+    if con is None or not table_exists(con, DEPARTMENT_RETURNS):
         return None
-    frame = con.execute(f"SELECT * FROM {DEPARTMENT_RETURNS_TABLE}").df()
-    key = next((c for c in ("dept_key", "key", "dept", "department", "folder") if c in frame.columns), None)
-    returned = next((c for c in ("returned", "is_returned", "has_returned") if c in frame.columns), None)
-    if key is None or returned is None:
-        return None
-    return {str(k): bool(v) for k, v in zip(frame[key], frame[returned]) if pd.notna(v)}
+    return {str(k): bool(v) for k, v in con.execute(f"SELECT dept, returned FROM {DEPARTMENT_RETURNS}").fetchall()}
 
 
 def department_status(con, root: Path) -> pd.DataFrame:
@@ -114,7 +108,7 @@ def department_status(con, root: Path) -> pd.DataFrame:
         returned = table.get(dept.key, bool(files)) if table is not None else bool(files)
         rows.append({"key": dept.key, "name": dept.name, "folder": f"{DEPARTMENTS_DIR}/{dept.key}/",
                      "returned": returned, "files": len(files), "latest": max(times) if times else None,
-                     "source": DEPARTMENT_RETURNS_TABLE if table is not None else "folder"})
+                     "source": DEPARTMENT_RETURNS if table is not None else "folder"})
     return pd.DataFrame(rows)
 
 
@@ -126,8 +120,6 @@ def department_status(con, root: Path) -> pd.DataFrame:
 def village_status(con) -> pd.DataFrame:
     """One row per village of the roster: its newest read workbook (from the last rebuild, or
     from the village's intake run if that is newer), households, persons and open problems."""
-    from pipeline.assets.intake import SUBMISSIONS_TABLE
-
     frame = con.execute(f"""
         WITH latest AS (
             SELECT village_code, arg_max(file, mtime) AS file, max(mtime) AS mtime,
@@ -140,8 +132,8 @@ def village_status(con) -> pd.DataFrame:
         FROM villages v LEFT JOIN latest l USING (village_code) LEFT JOIN seen s USING (village_code)
         ORDER BY v.subdistrict_code, v.village_code""").df()
     frame["pending_rebuild"] = False
-    if table_exists(con, SUBMISSIONS_TABLE):
-        intake = con.execute(f"SELECT village_code, file, mtime, households, members FROM {SUBMISSIONS_TABLE} "
+    if table_exists(con, VILLAGE_SUBMISSIONS):
+        intake = con.execute(f"SELECT village_code, file, mtime, households, members FROM {VILLAGE_SUBMISSIONS} "
                              f"WHERE status = '{FILE_READ}'").df().set_index("village_code")
         for i, row in frame.iterrows():
             if row.village_code in intake.index:
@@ -159,7 +151,7 @@ def village_status(con) -> pd.DataFrame:
 
 
 def problem_counts(con) -> pd.DataFrame:
-    if not table_exists(con, "open_problems"):
+    if not table_exists(con, OPEN_PROBLEMS):
         return pd.DataFrame({"village_code": pd.Series(dtype=str), "blocking": pd.Series(dtype=int),
                              "warnings": pd.Series(dtype=int)})
     return con.execute("""
@@ -170,7 +162,7 @@ def problem_counts(con) -> pd.DataFrame:
 
 def open_blocking(con) -> pd.DataFrame:
     """Open blocking problems (not accepted in exceptions.csv): id, rule, village — no values."""
-    if not table_exists(con, "open_problems"):
+    if not table_exists(con, OPEN_PROBLEMS):
         return pd.DataFrame(columns=["problem_id", "rule", "village_code"])
     return con.execute("SELECT problem_id, rule, village_code FROM open_problems WHERE blocking "
                        "ORDER BY village_code, rule, problem_id").df()
@@ -187,7 +179,7 @@ def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] |
     """Every reason the result cannot be signed now (empty when it can), in the analyst's words.
     ``last_build``: (asset, time) of the newest materialization the drafts were made from."""
     reasons: list[str] = []
-    if not table_exists(con, "villages") or not table_exists(con, "survey_files"):
+    if not table_exists(con, VILLAGES) or not table_exists(con, SURVEY_FILES):
         return ["数据仓库中没有全区数据：请先运行 full_rebuild"]
 
     villages = village_status(con)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SETTINGS_ENV = "HUITOUKAN_SETTINGS"
 SETTINGS_FILE = "huitoukan.toml"
@@ -30,6 +31,8 @@ class Settings:
     district_code: str = "210505"
     district_name: str = "南芬区"
     reporting_unit: str = "南芬区脱贫攻坚领导小组办公室"
+    # every time shown to people (Excel, metadata, messages) is in this zone, whatever the server's clock
+    timezone: str = "Asia/Shanghai"
     income_year: int = 2018
     reference_date: dt.date = dt.date(2019, 4, 30)
     identification_line: Decimal = Decimal("4500")  # 新识别
@@ -44,6 +47,10 @@ class Settings:
     subdistrict_deadline: dt.date = dt.date(2019, 5, 10)
     crosscheck_deadline: dt.date = dt.date(2019, 5, 16)
     signoff_deadline: dt.date = dt.date(2019, 5, 20)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def low_income_lines(self) -> tuple[Decimal, Decimal]:
@@ -75,6 +82,7 @@ LABELS = {
     "district_code": "区县代码",
     "district_name": "区县名称",
     "reporting_unit": "填报单位",
+    "timezone": "时区（显示给人看的时间）",
     "income_year": "收入年度（上年度）",
     "reference_date": "数据截至（参照日期）",
     "identification_line": "新识别标准（元/人·年）",
@@ -99,8 +107,10 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return Decimal(str(value))
         if isinstance(default, int):
             return int(value)
+        if name == "timezone":
+            ZoneInfo(str(value))
         return str(value)
-    except (ValueError, ArithmeticError) as exc:
+    except (ValueError, ArithmeticError, ZoneInfoNotFoundError) as exc:
         raise ValueError(f"setting {name}: cannot read {value!r} ({exc})") from exc
 
 

@@ -34,7 +34,7 @@ def run_summary(warehouse: Path, reports: Path, elapsed: float) -> str:
                                   count(*) FILTER (WHERE annex3_category IS NOT NULL),
                                   count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
                                   count(*) FILTER (WHERE in_annex6) FROM classification""").fetchone()
-        for (key, annex), n in zip(ANNEXES.items(), c):
+        for (_key, annex), n in zip(ANNEXES.items(), c):
             lines.append(f"  {annex.filename.split('_')[0]} households {n:>8}")
     finally:
         con.close()

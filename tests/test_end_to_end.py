@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import read_detail
+from conftest import read_detail, run_district
 from pg_support import instance_env
 from pipeline import cli
 from pipeline.rules.annex import ANNEXES
@@ -20,9 +20,8 @@ def district(tmp_path_factory):
     raw = root / "raw"
     assert cli.main(["sample", "--out", str(raw), "--households", str(HOUSEHOLDS), "--seed", str(SEED)]) == 0
     key = json.loads((raw / ".answer_key.json").read_text(encoding="utf-8"))
-    warehouse, reports = root / "w.duckdb", root / "reports"
     with instance_env(root):  # the PostgreSQL instance when HUITOUKAN_TEST_PG_URL is set (.ci/run)
-        assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--reports-dir", str(reports)]) == 0
+        warehouse, reports, _ = run_district(raw, root)
     return key, warehouse, reports
 
 

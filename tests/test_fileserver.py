@@ -22,7 +22,6 @@ def served(tmp_path, monkeypatch):
     (tmp_path / "secret.txt").write_text("outside")
     os.symlink(tmp_path / "secret.txt", reports / "draft" / "link.txt")
     server = serve_in_background(reports, port=0)
-    monkeypatch.setenv("HUITOUKAN_DOWNLOAD_URL", f"http://127.0.0.1:{server.server_port}")
     yield reports, server.server_port
     server.shutdown()
     server.server_close()
@@ -42,9 +41,9 @@ def request(port, method, path, host=None):
 def test_a_download_link_serves_the_file(served):
     reports, port = served
     path = reports / "draft" / "附件2_返贫（重点扶持）人口统计表.xlsx"
-    url = download_url(path, reports)
+    url = download_url(path, reports, f"http://127.0.0.1:{port}")
     assert url.startswith(f"http://127.0.0.1:{port}/draft/")
-    assert download_url(reports, reports) == f"http://127.0.0.1:{port}/"
+    assert download_url(reports, reports, f"http://127.0.0.1:{port}") == f"http://127.0.0.1:{port}/"
     response, body = request(port, "GET", url.split(str(port), 1)[1])
     assert response.status == 200 and body == b"PK\x03\x04 annex"
     assert response.getheader("Content-Type").startswith("application/vnd.openxmlformats")

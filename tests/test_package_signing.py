@@ -4,16 +4,17 @@ every file changed, added or removed — of each kind in a package — and a swa
 office's package is caught and named, in Chinese, with a non-zero exit."""
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
 
+import dagster as dg
 import pytest
-
 from clean_district import build_clean_district
-from pipeline import cli
-from pipeline.commands import ensure_dagster_home, run_signoff
+from conftest import run_district
+from fakes import FakeGreatExpectations
+
+from pipeline import cli, runner
 from pipeline.package_signing import (
     MANIFEST_FILE,
     PRIVATE_KEY_FILE,
@@ -26,6 +27,7 @@ from pipeline.package_signing import (
     load_public_key,
     verify_package,
 )
+from pipeline.resources import build_resources
 
 SIGNER = "王建华"
 
@@ -76,14 +78,15 @@ def office(tmp_path_factory):
                     "HUITOUKAN_KEY_DIR"):
             mp.delenv(env, raising=False)
         mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
-        home = ensure_dagster_home(base / "dagster_home")
-        mp.setenv("DAGSTER_HOME", str(home))
-        raw, reports = base / "raw", base / "reports"
+        home = base / "dagster_home"
+        mp.setenv("DAGSTER_HOME", str(home))  # where the office's key is: $DAGSTER_HOME/keys
+        raw = base / "raw"
         build_clean_district(raw)
-        assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(base / "w.duckdb"),
-                         "--reports-dir", str(reports)]) == 0
+        inst = dg.DagsterInstance.ephemeral()  # the Dagster bookkeeping is not the subject here
+        warehouse, reports, _ = run_district(raw, base, inst=inst)
         assert cli.main(["keys", "init"]) == 0  # $DAGSTER_HOME/keys
-        result = run_signoff(SIGNER, "同意")
+        resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports, ge=FakeGreatExpectations())
+        result = runner.run_signoff(resources, SIGNER, "同意", inst=inst)
         assert result.success
         meta = result.asset_materializations_for_node("signoff")[-1].metadata
         [package] = [p for p in (reports / "signed").iterdir() if p.is_dir()]
@@ -229,7 +232,8 @@ def test_without_a_key_the_package_says_it_is_unsigned(office, tmp_path, capsys)
     from pipeline.readiness import office_now
     from pipeline.settings import load_settings
 
-    folder, manifest = write_package(office["reports"], office["base"] / "raw", signer=SIGNER, comment="",
+    folder, manifest = write_package(office["reports"], office["reports"] / "signed", office["base"] / "raw",
+                                     signer=SIGNER, comment="",
                                      now=office_now(), settings=load_settings(), reasons_checked=[],
                                      key_dir=tmp_path / "no_keys")
     assert manifest["signature"]["status"] == "unsigned" and "huitoukan keys init" in manifest["signature"]["reason"]

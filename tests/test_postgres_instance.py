@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pg_support import PrivateServer, create_database, pg_bin, write_home
 
-from pg_support import PrivateServer, create_database, pg_bin, wait_until, write_home
 from pipeline import cli
 from pipeline.instances import TEMPLATES, InstanceUnavailable, instance_kind, open_instance
 

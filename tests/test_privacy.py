@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from builders import SheetSpec, household, make_id, member, write_survey
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from builders import SheetSpec, household, make_id, member, write_survey
-from pipeline.commands import INSTANCE_TEMPLATE
 from pipeline.rules.ids import check_char, repair_id
+from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.sample.generator import ANSWER_KEY, generate
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -327,8 +327,8 @@ def test_mask_text_never_lets_an_id_through(area, born, seq, before, after):
     first17 = f"{area}{born:%Y%m%d}{seq:03d}"
     pid = first17 + check_char(first17)
     # a digit right beside it would make it part of a longer number, not an ID
-    assume(not before[-1:] in "0123456789" or not before)
-    assume(not after[:1] in "0123456789Xx" or not after)
+    assume(before[-1:] not in "0123456789" or not before)
+    assume(after[:1] not in "0123456789Xx" or not after)
     assert pid not in mask_text(before + pid + after)
     old = pid[:6] + pid[8:17]
     assert old not in mask_text(before + old + after)
@@ -419,7 +419,7 @@ def test_warehouse_and_reports_are_readable_by_the_owner_only(private_run):
 def test_ui_command_binds_localhost(tmp_path, monkeypatch):
     """`huitoukan ui` starts `dagster dev -h 127.0.0.1` and the file server on 127.0.0.1 (checked
     without starting either)."""
-    from pipeline import cli, commands
+    from pipeline import cli, ui
 
     started = {}
 
@@ -446,7 +446,7 @@ def test_ui_command_binds_localhost(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR", "HUITOUKAN_DOWNLOAD_URL"):
         monkeypatch.setenv(env, "")
-    monkeypatch.setattr(commands.subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(ui.subprocess, "Popen", FakeProcess)
     monkeypatch.setattr("pipeline.fileserver.serve_in_background", fake_serve)
     code = cli.main(["ui", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path / "w.duckdb"),
                      "--reports-dir", str(tmp_path / "reports")])

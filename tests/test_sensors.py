@@ -168,7 +168,9 @@ def test_reference_files_request_a_rebuild_once_per_version(tmp_path):
 def test_a_queued_rebuild_is_not_requested_twice(tmp_path):
     age(survey(tmp_path, "财神庙村.xlsx"))
     instance = fresh_instance()
-    from pipeline.definitions import defs
+    from pipeline.definitions import build_defs
+
+    defs = build_defs()
 
     # a run created but not started yet (the queue's state before the daemon launches it)
     instance.create_run_for_job(defs.resolve_job_def(full_rebuild.name), status=dg.DagsterRunStatus.NOT_STARTED)
@@ -213,7 +215,9 @@ def test_village_intake_reads_the_newest_workbook_of_its_village(tmp_path):
 
 
 def test_schedule_sensors_and_jobs_are_wired_for_an_unattended_office():
-    from pipeline.definitions import defs
+    from pipeline.definitions import build_defs
+
+    defs = build_defs()
 
     assert nightly_rebuild.cron_schedule == "0 2 * * *"
     assert nightly_rebuild.execution_timezone == "Asia/Shanghai"
@@ -230,7 +234,9 @@ def test_schedule_sensors_and_jobs_are_wired_for_an_unattended_office():
 
 
 def test_every_asset_that_opens_the_warehouse_is_in_the_warehouse_pool():
-    from pipeline.definitions import defs
+    from pipeline.definitions import build_defs
+
+    defs = build_defs()
     from pipeline.resources import WAREHOUSE_POOL
 
     missing = [
@@ -246,30 +252,23 @@ def test_every_asset_that_opens_the_warehouse_is_in_the_warehouse_pool():
 def test_instance_template_limits_the_warehouse_pool_and_the_run_queue(tmp_path):
     import yaml
 
-    from pipeline.commands import INSTANCE_TEMPLATE, ensure_dagster_home
+    from pipeline import runner
+    from pipeline.runner import INSTANCE_TEMPLATE, ensure_dagster_home
 
     config = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1
     home = tmp_path / "home"
-    old = os.environ.get("DAGSTER_HOME")
+    instance = runner.instance(home)
     try:
-        ensure_dagster_home(home)
-        instance = dg.DagsterInstance.get()
-        try:
-            assert instance.event_log_storage.get_pool_config().default_pool_limit == 1
-            assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == \
-                config["concurrency"]["runs"]["max_concurrent_runs"]
-        finally:
-            instance.dispose()
-        (home / "dagster.yaml").write_text("# edited by the office\n")
-        ensure_dagster_home(home)
-        assert (home / "dagster.yaml").read_text() == "# edited by the office\n"  # never overwritten
+        assert instance.event_log_storage.get_pool_config().default_pool_limit == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == \
+            config["concurrency"]["runs"]["max_concurrent_runs"]
     finally:
-        if old is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = old
+        instance.dispose()
+    (home / "dagster.yaml").write_text("# edited by the office\n")
+    ensure_dagster_home(home)
+    assert (home / "dagster.yaml").read_text() == "# edited by the office\n"  # never overwritten
 
 
 @pytest.mark.parametrize("text", [None, "", "not json", '{"files": 3}', "[1, 2]"])

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from pg_support import create_database, free_port, pg_selected
+
 from pipeline import cli, service
 
 pytestmark = [pytest.mark.integration]

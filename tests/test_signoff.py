@@ -18,10 +18,12 @@ import duckdb
 import pytest
 
 from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
-from conftest import read_detail
-from pipeline import cli
+from conftest import read_detail, run_district
+from fakes import FakeGreatExpectations
+from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
-from pipeline.commands import ensure_dagster_home, run_signoff
+from pipeline.resources import build_resources
+from pipeline.runner import ensure_dagster_home
 from pipeline.readiness import PACKAGE_ASSETS, PACKAGE_FILES, gate_reasons, input_files
 
 pytestmark = [pytest.mark.integration]
@@ -48,13 +50,16 @@ class World:
     def __init__(self, base: Path):
         self.base, self.raw = base, base / "raw"
         self.warehouse, self.reports = base / "warehouse.duckdb", base / "reports"
+        # in memory: the Dagster bookkeeping of a SQLite instance is not what these tests are about
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = build_resources(raw_dir=self.raw, warehouse=self.warehouse, reports_dir=self.reports,
+                                         ge=FakeGreatExpectations())
 
     def run(self) -> None:
-        assert cli.main(["run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
-                         "--reports-dir", str(self.reports)]) == 0
+        run_district(self.raw, self.base, inst=self.instance)
 
     def sign(self, decision: str = "同意", comment: str = "", signer: str = SIGNER):
-        return run_signoff(signer, decision, comment)
+        return runner.run_signoff(self.resources, signer, decision, comment, inst=self.instance)
 
     @property
     def signed(self) -> Path:
@@ -95,10 +100,8 @@ def dirty(tmp_path_factory):
 
 
 def failure_text(result) -> str:
-    from pipeline.commands import failure_description
-
     assert not result.success
-    return failure_description(result)
+    return runner.failure_description(result)
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,9 +138,9 @@ def test_annex1_lists_every_surveyed_household_and_person_cleaned(clean):
 def test_progress_shows_who_submitted_and_the_days_left(clean):
     from pipeline.definitions import build_defs
 
-    job = build_defs().resolve_job_def("full_rebuild")
+    job = build_defs(clean.resources).resolve_job_def("full_rebuild")
     result = job.execute_in_process(
-        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("progress")],
+        instance=clean.instance, asset_selection=[dg.AssetKey("progress")],
         run_config={"ops": {"progress": {"config": {"today": "2019-04-28"}}}})
     meta = result.asset_materializations_for_node("progress")[0].metadata
     assert meta["villages submitted"].value == "2/2"
@@ -214,7 +217,6 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
 
     # later: the pipeline runs again and the leader signs again — the first package stays as it was
     first = snapshot(package)
-    time.sleep(1.1)  # the next sign-off gets its own second
     clean.run()
     result = clean.sign("同意", comment="第二次")
     assert result.success, failure_text(result)
@@ -280,9 +282,8 @@ def test_gate_reads_department_folders_when_the_table_is_missing(clean, tmp_path
 def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
     from pipeline.definitions import build_defs
 
-    time.sleep(1.1)
-    build_defs().resolve_job_def("full_rebuild").execute_in_process(
-        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("classification")])
+    build_defs(clean.resources).resolve_job_def("full_rebuild").execute_in_process(
+        instance=clean.instance, asset_selection=[dg.AssetKey("classification")])
     before = clean.packages()
     try:
         text = failure_text(clean.sign("同意"))
@@ -291,16 +292,16 @@ def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
         assert clean.packages() == before  # no new package
         assert clean.log()[-1]["outcome"] == "refused"
     finally:  # the drafts again, for the tests that follow on this district
-        build_defs().resolve_job_def("full_rebuild").execute_in_process(
-            instance=dg.DagsterInstance.get(),
+        build_defs(clean.resources).resolve_job_def("full_rebuild").execute_in_process(
+            instance=clean.instance,
             asset_selection=[dg.AssetKey(k) for k in PACKAGE_ASSETS])
 
 
 def test_refused_when_an_input_arrived_after_the_drafts(clean):
-    time.sleep(1.1)
     before = clean.packages()
     late = clean.raw / "departments" / "medical" / "补充.xlsx"
     shutil.copy2(clean.raw / "departments" / "medical" / "medical.xlsx", late)  # old mtime kept, as Explorer does
+    # its inode change time (now) is what makes it new
     try:
         text = failure_text(clean.sign("同意"))
     finally:
@@ -310,7 +311,6 @@ def test_refused_when_an_input_arrived_after_the_drafts(clean):
 
 
 def test_cli_signoff_reports_the_refusal_and_exits_non_zero(clean, capsys):
-    time.sleep(1.1)
     late = clean.raw / "surveys" / "思山岭街道" / "~$财神庙村.xlsx"  # an Excel lock file is not input…
     late.write_bytes(b"lock")
     extra = clean.raw / "exceptions.csv"  # …but exceptions.csv is
@@ -333,7 +333,6 @@ def test_cli_signoff_reports_the_refusal_and_exits_non_zero(clean, capsys):
 
 
 def test_every_reason_is_listed_and_masked(dirty):
-    time.sleep(1.1)
     os.utime(dirty.raw / "villages.csv")  # the roster changed after the drafts were made
     result = dirty.sign("同意")
     text = failure_text(result)

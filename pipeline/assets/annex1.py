@@ -9,13 +9,12 @@ import pandas as pd
 from pipeline.io.excel import SUBDISTRICT_LABEL, Totals, summarize, write_sheets_workbook
 from pipeline.io.template import write_survey_template
 from pipeline.metadata import counts_by, download_links, masked_sample
-from pipeline.readiness import ANNEX1_FILE
+from pipeline.layout import ANNEX1_FILE
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 
 GROUP = "reports"
-TEMPLATE_DIR, DRAFT_DIR = "template", "draft"
 SUMMARY_SHEET = "汇总"
 VILLAGE_LABEL = "村"
 EXTRA_HOUSEHOLD_COLUMNS = ("家庭年纯收入", "年人均纯收入", "户状态(比对)", "重点人群", "问题数")
@@ -32,7 +31,7 @@ def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.Mate
     header of inputs.md, dropdowns for every code list, ID columns as text (so Excel never turns
     an ID into 2.1E+17), amounts as numbers, and a 填表说明 sheet. Send it to the villages."""
     s = settings.get()
-    path = paths.report_path(TEMPLATE_DIR, template_filename(s))
+    path = paths.report_path(paths.template / template_filename(s))
     write_survey_template(path, s)
     return dg.MaterializeResult(metadata={
         "sheets": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
@@ -113,7 +112,7 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
         households, members = annex1_frames(con)
     year = s.reference_date.year
     title = f"{year}年脱贫质量“回头看”入户调查汇总表"
-    path = paths.report_path(DRAFT_DIR, ANNEX1_FILE)
+    path = paths.report_path(paths.draft / ANNEX1_FILE)
     stats = write_sheets_workbook(
         path,
         {

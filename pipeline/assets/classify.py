@@ -13,10 +13,11 @@ GROUP = "classify"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "registry"])
-def household_status(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_status(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
     一般农户 — never what the survey declares."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         run_sql(con, STATUS_SQL, settings.get())
         counts = dict(con.execute("SELECT status_type, count(*) FROM household_status GROUP BY 1").fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": sum(counts.values()),
@@ -24,9 +25,10 @@ def household_status(warehouse: WarehouseResource, settings: SettingsResource) -
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])
-def household_guarantees(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_guarantees(context: dg.AssetExecutionContext,
+                         warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """两不愁三保障 failures and focus-group tags (重点人群) per household."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         run_sql(con, GUARANTEES_SQL, settings.get())
         n, fails = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE fails_guarantee) FROM household_guarantees").fetchone()
@@ -35,11 +37,12 @@ def household_guarantees(warehouse: WarehouseResource, settings: SettingsResourc
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
-def classification(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def classification(context: dg.AssetExecutionContext,
+                   warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
     附件4–6, and for a household that meets the condition of 附件2/3 but is left out, the reason.
     Households with an open blocking problem are held back (write–audit–publish)."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         run_sql(con, CLASSIFICATION_SQL, settings.get())
         row = con.execute("""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
                                     count(*) FILTER (WHERE annex3_category IS NOT NULL),

@@ -12,10 +12,11 @@ GROUP = "clean"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
-def households(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def households(context: dg.AssetExecutionContext,
+               warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭基本情况: one row per surveyed household, values normalized, amounts exact to the cent,
     with its 办事处 and 村 from the roster and its place in the village's file."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         run_sql(con, HOUSEHOLDS_SQL, settings.get())
         per = con.execute("SELECT coalesce(subdistrict_name, '（村名册中没有）'), count(*) FROM households "
                           "GROUP BY 1 ORDER BY 1").fetchall()
@@ -26,10 +27,11 @@ def households(warehouse: WarehouseResource, settings: SettingsResource) -> dg.M
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks"])
-def members(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def members(context: dg.AssetExecutionContext,
+            warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭成员情况: one row per surveyed person with the repaired ID, birth date, sex from the ID
     and age in whole years on the reference date."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         run_sql(con, MEMBERS_SQL, settings.get())
         n, valid = con.execute("SELECT count(*), count(person_id) FROM members").fetchone()
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "valid IDs": valid})

@@ -74,7 +74,7 @@ def build_department_asset(dept: Department) -> dg.AssetsDefinition:
         extract = read_department(paths.raw, dept)
         unmatched = int(extract.frame["person_id"].isna().sum()) if extract.rows else 0
         errors = extract.errors
-        with warehouse.connect() as con:
+        with warehouse.build(context) as con:
             con.execute("BEGIN")
             load_department_table(con, dept, extract.frame)
             con.execute(_READS_DDL)
@@ -117,13 +117,13 @@ ORDER BY d.position
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=[a.key for a in department_assets])
-def department_returns(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def department_returns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which of the nine departments have returned their extract: per department its name,
     returned (是/否), files, rows, unreadable files and why. A department that has not returned
     blocks sign-off; its cross-checks are not run until it does."""
     departments = pd.DataFrame({"dept": [d.key for d in DEPARTMENTS], "name": [d.name for d in DEPARTMENTS],
                                 "position": range(len(DEPARTMENTS))})
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         con.execute("BEGIN")
         con.execute(_READS_DDL)
         con.register("_departments", departments)
@@ -151,12 +151,12 @@ def answered_departments(con) -> list[str]:
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["households", "members", "household_income", "department_returns", *[a.key for a in department_assets]])
-def household_findings(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
     (doubts for the analyst), matched on the normalized ID and rolled up to the household, with
     what the department record says (evidence) and where it is (file, row). A rule whose
     department has not returned its extract is not run, and is listed here as not checked."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         ensure_department_tables(con)
         plan = findings_plan(answered_departments(con))
         run_sql(con, plan.sql, settings.get())

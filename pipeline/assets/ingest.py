@@ -13,11 +13,11 @@ GROUP = "ingest"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
-def village_roster(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def village_roster(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """村名册 (villages.csv): every village of the district, its 办事处, and whether it is 涉农
     (only 涉农 villages are surveyed)."""
     frame = read_villages(paths.raw)
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         replace_table(con, "villages", frame)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
@@ -27,11 +27,11 @@ def village_roster(paths: PathsResource, warehouse: WarehouseResource) -> dg.Mat
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel", "duckdb"})
-def registry(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def registry(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """建档立卡 roster exported from the national system: one row per registered person, all
     statuses and years, unioned over every file in registry/. IDs repaired as rules.md says."""
     read = read_registry(paths.raw)
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         replace_table(con, "registry", read.frame)
     errors = [f"{f['file']}: {f['error']}" for f in read.files if f["error"]]
     return dg.MaterializeResult(metadata={
@@ -49,7 +49,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource,
     read by header names, values normalized, each row with its file and Excel row number. Files
     that cannot be read are listed with the reason; they never stop the other villages. A file
     read before (same name, time and size) is not read again."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         update = update_store(con, paths.raw)
         n_households, n_members, n_problems = con.execute(
             "SELECT (SELECT count(*) FROM stg_households), (SELECT count(*) FROM stg_members), "
@@ -72,7 +72,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource,
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"csv", "duckdb"})
-def exceptions(paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def exceptions(context: dg.AssetExecutionContext, paths: PathsResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """exceptions.csv (optional): problems the office checked by hand and accepts. An accepted
     problem no longer blocks sign-off and shows as 已接受 everywhere."""
     path = paths.raw / EXCEPTIONS_FILE
@@ -88,6 +88,6 @@ def exceptions(paths: PathsResource, warehouse: WarehouseResource) -> dg.Materia
         frame = frame[frame["problem_id"] != ""].drop_duplicates("problem_id", keep="last")
     else:
         frame = pd.DataFrame({n: pd.Series(dtype="string") for n in names})
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         replace_table(con, "exceptions", frame.astype("string"))
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "file present": path.exists()})

@@ -27,11 +27,12 @@ from pipeline.rules.clean import clean_survey
 from pipeline.rules.problems import PROBLEM_COLUMNS, RULES
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import SURVEY_SUFFIXES, SURVEYS_DIR
+from pipeline.tables import SURVEY_FILE_INDEX, VILLAGE_SUBMISSION_PROBLEMS, VILLAGE_SUBMISSIONS
 
 GROUP = "intake"
-INDEX_TABLE = "survey_file_index"  # file, mtime, size -> village code (so a run peeks only new files)
-SUBMISSIONS_TABLE = "village_submissions"  # one row per village: its newest workbook, as read
-PROBLEMS_TABLE = "village_submission_problems"  # the cell-level problems of that workbook
+# survey_file_index: file, mtime, size -> village code (so a run peeks only new files);
+# village_submissions: one row per village, its newest workbook as read; and its cell problems.
+INDEX_TABLE, SUBMISSIONS_TABLE, PROBLEMS_TABLE = SURVEY_FILE_INDEX, VILLAGE_SUBMISSIONS, VILLAGE_SUBMISSION_PROBLEMS
 
 _DDL = {
     SUBMISSIONS_TABLE: """village_code VARCHAR, file VARCHAR, mtime DOUBLE, size BIGINT, status VARCHAR,

@@ -21,7 +21,6 @@ from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, 
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
 
-PROBLEMS_DIR = "problems"
 SUMMARY_FILE = "问题汇总.xlsx"
 LIST_SUFFIX = "_问题清单.xlsx"
 LIST_SHEET, RULES_SHEET = "问题清单", "汇总"
@@ -33,11 +32,11 @@ TEXT_COLUMNS = frozenset({"问题编号", "规则", "严重程度", "表", "列"
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
 
-def list_path(root: Path, subdistrict: str, village_code: str, village_name: str) -> Path:
-    """reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx"""
-    folder = _UNSAFE.sub("_", subdistrict or NOT_IN_ROSTER)
+def list_path(folder: Path, subdistrict: str, village_code: str, village_name: str) -> Path:
+    """<problems folder>/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx"""
+    sub = _UNSAFE.sub("_", subdistrict or NOT_IN_ROSTER)
     name = _UNSAFE.sub("_", village_name or "未知村")
-    return root / PROBLEMS_DIR / folder / f"{village_code}_{name}{LIST_SUFFIX}"
+    return Path(folder) / sub / f"{village_code}_{name}{LIST_SUFFIX}"
 
 
 _PROBLEMS_SQL = """
@@ -150,7 +149,6 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
             "SELECT DISTINCT village_code FROM survey_files WHERE status = '已读取' AND village_code IS NOT NULL"
         ).fetchall()}
     problems["原文件行号"] = problems["原文件行号"].astype("Int64")
-    root = paths.reports
     written: set[Path] = set()
     with_blocking = 0
     for v in villages.itertuples():
@@ -158,14 +156,14 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         frame = village_list(mine)
         name = v.village_name or "未知村"
         title = f"{v.subdistrict_name or ''}{name}（{v.village_code}）数据质量问题清单"
-        path = list_path(root, v.subdistrict_name, v.village_code, v.village_name)
+        path = list_path(paths.problems, v.subdistrict_name, v.village_code, v.village_name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_sheets_workbook(
             path, {LIST_SHEET: (title, frame), RULES_SHEET: (title, rule_summary(mine))}, s, generated,
             text_columns=TEXT_COLUMNS, number_rows=False)
         written.add(path.resolve())
         with_blocking += int(((mine["状态"] == OPEN) & (mine["严重程度"] == BLOCKING)).any())
-    summary_path = paths.report_path(PROBLEMS_DIR, SUMMARY_FILE)
+    summary_path = paths.report_path(paths.problems / SUMMARY_FILE)
     title = f"{s.district_name}脱贫质量“回头看”数据问题汇总"
     write_sheets_workbook(
         summary_path,
@@ -173,7 +171,7 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
          "覆盖情况": (title, coverage_table(coverage, all_villages, submitted))},
         s, generated, text_columns=TEXT_COLUMNS, number_rows=False)
     removed = 0
-    for old in (root / PROBLEMS_DIR).rglob(f"*{LIST_SUFFIX}"):
+    for old in paths.problems.rglob(f"*{LIST_SUFFIX}"):
         if old.resolve() not in written:
             old.unlink()
             removed += 1

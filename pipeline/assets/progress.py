@@ -21,9 +21,6 @@ from pipeline.readiness import (
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
-PROGRESS_FILE = "进度.xlsx"
-QUALITY_DIR = "quality"  # the Great Expectations Data Docs (reports/quality/index.html)
-SIGNED_DIR = "signed"
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 
@@ -32,8 +29,8 @@ class ProgressConfig(dg.Config):
         default=None, description="Count days left from this date (YYYY-MM-DD); empty: today's date.")
 
 
-def signed_packages(reports) -> list[str]:
-    folder = reports / SIGNED_DIR
+def signed_packages(folder) -> list[str]:
+    """The signed packages in the signed folder, oldest first."""
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if folder.is_dir() else []
 
@@ -79,7 +76,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         villages = village_status(con)
         departments = department_status(con, paths.raw)
         blocking = len(open_blocking(con))
-    signed = signed_packages(paths.reports)
+    signed = signed_packages(paths.signed)
     timeline = stages(s, today, villages, departments, blocking, signed)
 
     village_sheet = pd.DataFrame({
@@ -107,7 +104,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     ).reset_index()
     by_sub.insert(3, "未报送", by_sub["涉农村"] - by_sub["已报送"])
 
-    path = paths.report_path(PROGRESS_FILE)
+    path = paths.report_path(paths.progress)
     title = f"{s.reference_date.year}年脱贫质量“回头看”工作进度（截至{today.isoformat()}）"
     write_sheets_workbook(path, {
         "时间节点": (title, timeline),
@@ -136,7 +133,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
             {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
              if r.必须修改 or r.请核实}),
         "signed packages": dg.MetadataValue.json(signed),
-        "quality report": dg.MetadataValue.url(paths.download_url(paths.reports / QUALITY_DIR) + "/"),
+        "quality report": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
         "all reports": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })

@@ -43,12 +43,13 @@ def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
 @dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
-def data_problems(warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def data_problems(context: dg.AssetExecutionContext,
+                  warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
     file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when
     exceptions.csv accepts it. An open blocking problem holds its household back from 附件2–6 until
     it is fixed or accepted (write–audit–publish); the village gets it in its 问题清单."""
-    with warehouse.connect() as con:
+    with warehouse.build(context) as con:
         cells = con.execute("SELECT * FROM cell_problems").df()
         relational = relational_problems(con, settings.get())
         frame = all_problems(cells, relational)

@@ -6,18 +6,18 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from pipeline.layout import DRAFT_DIR, PUBLIC_DIR
 from pipeline.io.excel import UNIT_HOUSEHOLD, Totals, summarize, write_annex_workbook, write_sheets_workbook
 from pipeline.metadata import download_links, masked_sample
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import (
-    AMOUNT_COLUMNS, ANNEXES, PUBLIC_DIR, PUBLIC_NOTICES, TEXT_COLUMNS, Annex, PublicNotice, annex_frame,
+    AMOUNT_COLUMNS, ANNEXES, PUBLIC_NOTICES, TEXT_COLUMNS, Annex, PublicNotice, annex_frame,
     annex_title, public_frame,
 )
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
 from pipeline.rules.sqlutil import literals
 
 GROUP = "reports"
-DRAFT_DIR = "draft"
 
 
 def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
@@ -28,7 +28,7 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
         s = settings.get()
         with warehouse.connect(read_only=True) as con:
             rows = annex_frame(con, annex)
-        path = paths.report_path(DRAFT_DIR, annex.filename)
+        path = paths.report_path(paths.draft / annex.filename)
         summary = summarize(rows, by="办事处", household_key="_household", unit=annex.unit,
                             split_by=annex.split_by)
         _write(path, annex, rows, summary, s)
@@ -78,7 +78,7 @@ def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
     frame.insert(0, "序号", range(1, len(frame) + 1))
     summary = _crosscheck_summary(rows)
     title = RESULT_TITLE.format(year=s.reference_date.year)
-    path = paths.report_path(DRAFT_DIR, RESULT_FILENAME)
+    path = paths.report_path(paths.draft / RESULT_FILENAME)
     write_sheets_workbook(
         path, {"明细": (title, frame), "汇总": (title, summary)}, s, dt.datetime.now().replace(microsecond=0),
         text_columns=CROSSCHECK_TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, signature={"明细"})
@@ -110,7 +110,7 @@ def build_public_asset(notice: PublicNotice) -> dg.AssetsDefinition:
         s = settings.get()
         with warehouse.connect(read_only=True) as con:
             frame = public_frame(annex_frame(con, annex))
-        path = paths.report_path(PUBLIC_DIR, notice.filename)
+        path = paths.report_path(paths.public / notice.filename)
         write_sheets_workbook(
             path, {"明细": (notice.title.format(year=s.reference_date.year), frame)}, s,
             dt.datetime.now().replace(microsecond=0), text_columns=TEXT_COLUMNS,

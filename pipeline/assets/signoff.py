@@ -44,8 +44,8 @@ from pipeline.readiness import (
     office_now,
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.resources.warehouse import last_build
 
-SIGNED_DIR = "signed"
 LOG_FILE = "签字记录.jsonl"
 CONFIRMATION_FILE = "签字确认单.xlsx"
 MANIFEST_FILE = "manifest.json"
@@ -77,26 +77,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def last_build(context: dg.AssetExecutionContext) -> tuple[str, float] | None:
-    """The newest materialization (in this Dagster instance) of any asset the drafts were made
-    from: a draft older than it no longer shows what the warehouse holds."""
-    # The sign-off job's own asset graph holds only the sign-off and its parents: take the
-    # definitions' whole graph for the ancestors.
-    from pipeline.definitions import defs
-
-    graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.assets(*PACKAGE_ASSETS).upstream(include_self=False).resolve(graph)
-    newest = None
-    for key in keys:
-        event = context.instance.get_latest_materialization_event(key)
-        if event is not None and (newest is None or event.timestamp > newest[1]):
-            newest = (key.to_user_string(), event.timestamp)
-    return newest
-
-
-def append_log(reports: Path, entry: dict) -> Path:
-    """Append one decision to 签字记录.jsonl (never rewritten; owner-readable only: it names the signer)."""
-    folder = reports / SIGNED_DIR
+def append_log(folder: Path, entry: dict) -> Path:
+    """Append one decision to 签字记录.jsonl in the signed folder (never rewritten; owner-readable
+    only: it names the signer)."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / LOG_FILE
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -143,7 +126,7 @@ def _reserve_package_folder(signed: Path, now: dt.datetime) -> tuple[Path, str]:
     raise SignoffRefused("无法创建签字包文件夹")
 
 
-def write_package(reports: Path, raw: Path, *, signer: str, comment: str, now: dt.datetime,
+def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, comment: str, now: dt.datetime,
                   settings, reasons_checked: list[str], key_dir: Path | None = None) -> tuple[Path, dict]:
     """Build the package in a hidden folder next to the signed ones, verify every copy, sign its
     manifest with the office's key (``key_dir``, default package_signing.default_key_dir(); none:
@@ -153,7 +136,6 @@ def write_package(reports: Path, raw: Path, *, signer: str, comment: str, now: d
         key = load_private_key(key_dir or default_key_dir())
     except SigningKeyError as exc:
         raise SignoffRefused(str(exc)) from exc
-    signed = reports / SIGNED_DIR
     signed.mkdir(parents=True, exist_ok=True, mode=0o700)
     final, name = _reserve_package_folder(signed, now)
     staging = signed / f".incoming-{name}-{os.getpid()}"
@@ -262,13 +244,13 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         raise dg.Failure("签字人不能为空")
     now = office_now()
     with warehouse.connect(read_only=True) as con:
-        reasons = gate_reasons(con, paths.raw, paths.reports, last_build(context))
+        reasons = gate_reasons(con, paths.raw, paths.reports, last_build(con))
     entry = {"time": now.isoformat(), "signer": signer, "decision": decision, "comment": comment,
              "run_id": context.run_id}
     base_meta = {"decision": decision, "signer (masked)": mask_name(signer), "time": now.isoformat()}
 
     if decision == DISAGREED:
-        log = append_log(paths.reports, {**entry, "outcome": "recorded", "open_reasons": reasons})
+        log = append_log(paths.signed, {**entry, "outcome": "recorded", "open_reasons": reasons})
         return dg.MaterializeResult(metadata={
             **base_meta,
             "outcome": "不同意：已记录，未形成签字包",
@@ -277,7 +259,7 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         })
 
     if reasons:
-        append_log(paths.reports, {**entry, "outcome": REFUSED, "reasons": reasons})
+        append_log(paths.signed, {**entry, "outcome": REFUSED, "reasons": reasons})
         listed = "\n".join(f"{i}. {mask_text(r)}" for i, r in enumerate(reasons, start=1))
         raise dg.Failure(
             description=f"不能签字（同意）：{len(reasons)} 个条件未满足：\n{listed}",
@@ -287,12 +269,12 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         )
 
     try:
-        folder, manifest = write_package(paths.reports, paths.raw, signer=signer, comment=comment, now=now,
+        folder, manifest = write_package(paths.reports, paths.signed, paths.raw, signer=signer, comment=comment, now=now,
                                          settings=settings.get(), reasons_checked=reasons)
     except SignoffRefused as exc:
-        append_log(paths.reports, {**entry, "outcome": REFUSED, "reasons": [str(exc)]})
+        append_log(paths.signed, {**entry, "outcome": REFUSED, "reasons": [str(exc)]})
         raise dg.Failure(description=f"不能签字（同意）：{exc}", allow_retries=False) from exc
-    append_log(paths.reports, {**entry, "outcome": SIGNED_AT, "package": folder.name,
+    append_log(paths.signed, {**entry, "outcome": SIGNED_AT, "package": folder.name,
                                "manifest_sha256": sha256_file(folder / MANIFEST_FILE)})
     counts = {f"{c['表']}/{c['工作表']}": [c["户数"], c["人数"]] for c in manifest["counts"]}
     return dg.MaterializeResult(metadata={

@@ -32,7 +32,6 @@ from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.annex import ANNEXES, Annex
 
-QUALITY_DIR = "quality"
 PRIORITY_TAG = "dagster/priority"  # op tag: among the steps ready to run, the higher goes first
 SAMPLE = 10
 
@@ -90,7 +89,7 @@ def hand_over(context, warehouse: WarehouseResource, paths: PathsResource, ge: G
         frames = {name: validation_frame(con, suite) for name, suite in SUITES.items()
                   if table_exists(con, suite.name)}
     run = context.run.run_id[:8]
-    ge.worker.submit(frames, docs_dir=paths.reports / QUALITY_DIR, run_name=run,
+    ge.worker.submit(frames, docs_dir=paths.quality, run_name=run,
                      generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {run}")
     return {name: len(frame) for name, frame in frames.items()}
 
@@ -246,9 +245,7 @@ def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
                     description=f"{annex.filename.split('_')[0]}的文件中没有被暂缓的户（有未处理“必须修改”问题的户）。"
                                 "Audit of the written file: blocking, so sign-off does not run while it fails.")
     def _audit(paths: PathsResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        from pipeline.assets.reports import DRAFT_DIR
-
-        path = paths.reports / DRAFT_DIR / annex.filename
+        path = paths.draft / annex.filename
         if not path.exists():
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                        metadata={"error": f"{path.name} was not written"})

@@ -20,6 +20,7 @@ from pipeline.io.inputs import FILE_COLUMNS, FILE_READ, FileResult, files_frame,
 from pipeline.rules.clean import empty_frame, typed_frame
 from pipeline.rules.problems import PROBLEM_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
+from pipeline.tables import CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS
 
 
 def _reader_version() -> str:
@@ -34,8 +35,6 @@ def _reader_version() -> str:
 
 
 READER_VERSION = _reader_version()
-CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS = (
-    "cache_survey_files", "cache_households", "cache_members", "cache_problems")
 
 
 @dataclass

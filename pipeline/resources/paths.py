@@ -1,23 +1,18 @@
+"""Where the inputs are read from and the outputs written to: the one resource that owns every folder."""
 
-import os
+from __future__ import annotations
+
 from pathlib import Path
 from urllib.parse import quote
 
 import dagster as dg
 
-DEFAULT_RAW_DIR = "data/raw"
-DEFAULT_WAREHOUSE = "data/warehouse/huitoukan.duckdb"
-DEFAULT_REPORTS_DIR = "reports"
-ENV_RAW_DIR, ENV_WAREHOUSE, ENV_REPORTS_DIR = "HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"
-
-
-# The read-only file server `huitoukan ui` starts next to the Dagster UI serves the reports root here.
-ENV_DOWNLOAD_URL = "HUITOUKAN_DOWNLOAD_URL"
-DEFAULT_DOWNLOAD_URL = "http://127.0.0.1:3001"
-
-
-def env_path(name: str, default: str) -> str:
-    return os.environ.get(name) or default
+from pipeline.layout import (
+    DEFAULT_DOWNLOAD_URL,
+    DEFAULT_RAW_DIR,
+    DEFAULT_REPORTS_DIR,
+    ReportsTree,
+)
 
 
 def private_dirs(folder: Path) -> Path:
@@ -33,18 +28,18 @@ def private_dirs(folder: Path) -> Path:
     return folder
 
 
-def download_url(path: Path | str, reports_root: Path | str) -> str:
+def download_url(path: Path | str, reports_root: Path | str, base: str = DEFAULT_DOWNLOAD_URL) -> str:
     """The file server's link to a file under the reports root (one click from the asset)."""
     relative = Path(path).resolve().relative_to(Path(reports_root).resolve()).as_posix()
-    base = env_path(ENV_DOWNLOAD_URL, DEFAULT_DOWNLOAD_URL).rstrip("/")
-    return f"{base}/{quote(relative) if relative != '.' else ''}"
+    return f"{base.rstrip('/')}/{quote(relative) if relative != '.' else ''}"
 
 
 class PathsResource(dg.ConfigurableResource):
-    """Where the inputs are read from and the outputs written to."""
+    """数据与报表目录（data root and reports root）：输入从数据目录读取，输出写入报表目录。"""
 
     raw_dir: str = DEFAULT_RAW_DIR
     reports_dir: str = DEFAULT_REPORTS_DIR
+    download_base_url: str = DEFAULT_DOWNLOAD_URL
 
     @property
     def raw(self) -> Path:
@@ -54,10 +49,43 @@ class PathsResource(dg.ConfigurableResource):
     def reports(self) -> Path:
         return Path(self.reports_dir)
 
-    def download_url(self, path: Path | str) -> str:
-        return download_url(path, self.reports)
+    @property
+    def tree(self) -> ReportsTree:
+        return ReportsTree(self.reports)
 
-    def report_path(self, *parts: str) -> Path:
-        path = self.reports.joinpath(*parts)
-        private_dirs(path.parent)
-        return path
+    @property
+    def draft(self) -> Path:
+        return self.tree.draft
+
+    @property
+    def public(self) -> Path:
+        return self.tree.public
+
+    @property
+    def problems(self) -> Path:
+        return self.tree.problems
+
+    @property
+    def quality(self) -> Path:
+        return self.tree.quality
+
+    @property
+    def signed(self) -> Path:
+        return self.tree.signed
+
+    @property
+    def template(self) -> Path:
+        return self.tree.template
+
+    @property
+    def progress(self) -> Path:
+        return self.tree.progress
+
+    def download_url(self, path: Path | str) -> str:
+        return download_url(path, self.reports, self.download_base_url)
+
+    def report_path(self, path: Path) -> Path:
+        """A file about to be written under the reports root (``paths.report_path(paths.draft /
+        name)``), its folders created owner-only."""
+        private_dirs(Path(path).parent)
+        return Path(path)

@@ -1,23 +1,42 @@
+"""The settings of rules.md as a resource, so each can be set in the launchpad's run config
+(``resources.settings.config``) as well as in the settings file."""
+
+from __future__ import annotations
 
 from typing import Optional
 
 import dagster as dg
+from pydantic import Field
 
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import LABELS, Settings, load_settings
+
+
+def _field(name: str):
+    return Field(default=None, description=f"{LABELS[name]}（留空：设置文件或默认值 {getattr(Settings, name)}）")
 
 
 class SettingsResource(dg.ConfigurableResource):
-    """The numbers of rules.md. Empty fields take the settings file (HUITOUKAN_SETTINGS) or the
-    defaults; any field set here (e.g. in the launchpad's run config) wins."""
+    """规则参数（settings of rules.md）。留空的项取设置文件（HUITOUKAN_SETTINGS 或 huitoukan.toml）
+    或默认值；在这里填写的项优先。Every field of ``pipeline.settings.Settings`` is here
+    (tests/test_architecture.py keeps the two lists equal)."""
 
-    income_year: Optional[int] = None
-    reference_date: Optional[str] = None
-    identification_line: Optional[str] = None
-    monitoring_line: Optional[str] = None
-    poverty_line: Optional[str] = None
-    recheck_tolerance: Optional[str] = None
-    district_code: Optional[str] = None
-    district_name: Optional[str] = None
+    district_code: Optional[str] = _field("district_code")
+    district_name: Optional[str] = _field("district_name")
+    reporting_unit: Optional[str] = _field("reporting_unit")
+    timezone: Optional[str] = _field("timezone")
+    income_year: Optional[int] = _field("income_year")
+    reference_date: Optional[str] = _field("reference_date")
+    identification_line: Optional[str] = _field("identification_line")
+    monitoring_line: Optional[str] = _field("monitoring_line")
+    poverty_line: Optional[str] = _field("poverty_line")
+    recheck_tolerance: Optional[str] = _field("recheck_tolerance")
+    bunching_band: Optional[int] = _field("bunching_band")
+    bunching_ratio: Optional[int] = _field("bunching_ratio")
+    bunching_min_above: Optional[int] = _field("bunching_min_above")
+    survey_deadline: Optional[str] = _field("survey_deadline")
+    subdistrict_deadline: Optional[str] = _field("subdistrict_deadline")
+    crosscheck_deadline: Optional[str] = _field("crosscheck_deadline")
+    signoff_deadline: Optional[str] = _field("signoff_deadline")
 
     def get(self) -> Settings:
         return load_settings({k: v for k, v in self.model_dump().items() if v is not None})

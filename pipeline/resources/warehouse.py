@@ -1,3 +1,14 @@
+"""The DuckDB warehouse as a resource.
+
+Why not ``dagster_duckdb.DuckDBResource`` (read in dagster-duckdb 0.29): its ``get_connection``
+always opens read-write (``read_only=False`` is fixed), so the report assets could not read
+while a sensor's intake run holds the file; its retry is Dagster's private ``backoff`` with a
+fixed count; and it neither creates the warehouse folder owner-only nor makes the file 0o600,
+which a file full of names and ID numbers needs. What it would add — a ``database`` field and
+the connection — is the few lines below, so the dependency is gone rather than wrapped.
+"""
+
+from __future__ import annotations
 
 import time
 from collections.abc import Iterator
@@ -8,7 +19,9 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from pipeline.resources.paths import DEFAULT_WAREHOUSE, private_dirs
+from pipeline.layout import DEFAULT_WAREHOUSE
+from pipeline.resources.paths import private_dirs
+from pipeline.tables import ASSET_BUILDS
 
 LOCK_RETRIES = 30
 LOCK_WAIT_SECONDS = 1.0
@@ -18,8 +31,7 @@ WAREHOUSE_POOL = "warehouse"
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse. DuckDB allows one writing process: connections are short, and a
-    connection that meets another process's lock waits and retries instead of failing."""
+    """数据仓库（DuckDB warehouse）。DuckDB 只允许一个写入进程：连接短开短关，遇到另一进程的锁时等待重试。"""
 
     database: str = DEFAULT_WAREHOUSE
 
@@ -43,6 +55,30 @@ class WarehouseResource(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def build(self, context: dg.AssetExecutionContext) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A writing connection for an asset the drafts are made from; when the block ends without
+        an error, the asset's build time is recorded in the warehouse (the sign-off gate compares
+        the drafts with it)."""
+        with self.connect() as con:
+            yield con
+            record_build(con, context.asset_key.to_user_string(), context.run_id)
+
+
+def record_build(con: duckdb.DuckDBPyConnection, asset: str, run_id: str, at: float | None = None) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ASSET_BUILDS} (asset VARCHAR PRIMARY KEY, built_at DOUBLE, "
+                "run_id VARCHAR)")
+    con.execute(f"INSERT OR REPLACE INTO {ASSET_BUILDS} VALUES (?, ?, ?)",
+                [asset, time.time() if at is None else at, run_id])
+
+
+def last_build(con: duckdb.DuckDBPyConnection) -> tuple[str, float] | None:
+    """(asset, time) of the newest build recorded, or None when nothing was built yet."""
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ASSET_BUILDS]).fetchone()[0]
+    if not exists:
+        return None
+    return con.execute(f"SELECT asset, built_at FROM {ASSET_BUILDS} ORDER BY built_at DESC LIMIT 1").fetchone()
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> int:

@@ -128,7 +128,6 @@ def annex_frame(con, annex: Annex):
 # 公示 (public notice) versions of 附件2 and 附件3 (outputs.md)
 # --------------------------------------------------------------------------------------------
 
-PUBLIC_DIR = "public"
 PUBLIC_COLUMNS = ("序号", "办事处", "村", "户主姓名", "家庭人口", "类别", "主要致贫原因")
 
 

@@ -34,6 +34,7 @@ from pipeline.schema import (
     YES,
     Department,
 )
+from pipeline.tables import dept_table
 
 HARD_EXCLUSIONS = {"X1": "工商", "X2": "商品房", "X3": "车辆", "X4": "个税"}
 DOUBTS = {"D1": "务工", "D2": "疾病", "D3": "残疾", "D4": "学籍", "D5": "收入"}
@@ -60,10 +61,6 @@ RULE_DEPARTMENTS = {
     "D1": ("hrss",), "D2": ("medical",), "D3": ("disability",), "D4": ("education",),
     "D5": ("income_recheck",),
 }
-
-
-def dept_table(key: str) -> str:
-    return f"dept_{key}"
 
 
 def _in(values: Iterable[str]) -> str:

@@ -10,7 +10,7 @@ produce a finding); the answer key's findings are computed by :meth:`Extracts.ev
 structured records and the survey truth, and :meth:`Extracts.planted_key` lists the intent so a
 test can check that every hit is found and no decoy is.
 
-This module never imports the generator (it works on the generator's objects by attribute).
+It works on the district model of model.py, after the planted problems and participation.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pipeline import schema as S
 from pipeline.sample import xlsxfast
+from pipeline.sample.model import person_name
 
 CREATED = dt.datetime(2019, 5, 12, 10, 0, 0)
 DEPT = S.DEPARTMENTS_BY_KEY
@@ -72,11 +73,11 @@ def _months_overlap(start: dt.date, end: dt.date, year: int) -> bool:
 
 
 class Extracts:
-    def __init__(self, settings, rng: random.Random, ids, gen):
-        self.st = settings
+    def __init__(self, district, rng: random.Random):
+        self.st = district.settings
         self.rng = rng
-        self.ids = ids
-        self.gen = gen
+        self.ids = district.ids  # shared: IDs stay distinct across the whole district
+        self.district = district
         self.records: dict[str, list[dict]] = {d.key: [] for d in S.DEPARTMENTS}
         self.by_pid: dict[str, list[tuple[str, dict]]] = {}
         self.planted: list[dict] = []
@@ -198,15 +199,15 @@ class Extracts:
         return list(self.planted)
 
     def plant(self, rng: random.Random) -> None:
-        g = self.gen
+        district = self.district
         st = self.st
         skip = {"blocked", "boundary", "bunch_above", "bunch_below", "all_zero", "loss", "w3", "missed"}
-        hs = [hh for hh in g.households if not (hh.tags & skip) and not hh.unreadable_amount
+        hs = [hh for hh in district.households if not (hh.tags & skip) and not hh.unreadable_amount
               and not hh.village.roles & {"bunch", "bunch_decoy"}]
-        cand2 = [hh for hh in hs if hh.exited and g.candidate(hh)]
-        cand3 = [hh for hh in hs if hh.kind in ("ordinary", "foreign", "removed") and g.candidate(hh)
+        cand2 = [hh for hh in hs if hh.exited and district.candidate(hh)]
+        cand3 = [hh for hh in hs if hh.kind in ("ordinary", "foreign", "removed") and district.candidate(hh)
                  and hh.applied and hh.review == S.REVIEW_PASSED and hh.main_cause]
-        low = [hh for hh in hs if g.candidate(hh)]
+        low = [hh for hh in hs if district.candidate(hh)]
         anyone = hs
         used: set[int] = set()
         year = st.income_year
@@ -243,7 +244,7 @@ class Extracts:
         def decoy_pools():
             return [low, anyone] if rng.random() < 0.5 else [anyone]
 
-        c = self.gen.count
+        c = self.district.count
 
         # ---- X1 工商 ----
         hits = [("个体工商户", "存续"), ("个体工商户", "在业"), ("有限责任公司", "存续"), ("个人独资企业", "在业")]
@@ -283,20 +284,20 @@ class Extracts:
         def not_working(p):
             return p.work == S.NOT_WORKING and p.school == "非在校生"
 
-        for k in range(c(4, 3)):
+        for _ in range(c(4, 3)):
             hh = pick(hit_pools(), lambda h: adult(h, 20, 59, not_working))
             if hh:
                 p = adult(hh, 20, 59, not_working)
                 self.hrss(p, EMPLOYEE_PENSION, dt.date(year - 1, 3, 1), dt.date(year, 10, 1), rng)
                 self._intent("D1", "hit", hh, p, "企业职工养老 2017-03..2018-10，调查为未务工")
-        for k in range(c(2, 1)):
+        for _ in range(c(2, 1)):
             hh = pick(hit_pools(), lambda h: adult(h, 20, 59, lambda p: p.work != S.NOT_WORKING) and h.net > 0)
             if hh:
                 p = adult(hh, 20, 59, lambda p: p.work != S.NOT_WORKING)
                 hh.force_zero_wage = True
                 self.hrss(p, EMPLOYEE_PENSION, dt.date(year, 1, 1), dt.date(year, 12, 1), rng)
                 self._intent("D1", "hit", hh, p, "企业职工养老 2018，工资性收入为0")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 20, 59, lambda p: p.work != S.NOT_WORKING) and h.net >= 300000)
             if hh:
                 p = adult(hh, 20, 59, lambda p: p.work != S.NOT_WORKING)
@@ -314,7 +315,7 @@ class Extracts:
                 self._intent("D1", "decoy", hh, p, f"{kind} {start:%Y-%m}..{end:%Y-%m}，未务工")
 
         # ---- D2 疾病 ----
-        for k in range(c(3, 2)):
+        for _ in range(c(3, 2)):
             hh = pick(hit_pools(), lambda h: adult(h, 30, 80))
             if hh:
                 p = adult(hh, 30, 80)
@@ -322,27 +323,27 @@ class Extracts:
                     p.health = ["患有大病"] + [x for x in p.health if x not in S.SERIOUS_HEALTH]
                 p.flag("no_med")
                 self._intent("D2", "hit", hh, p, "自报患有大病，无医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(hit_pools(), lambda h: bool(h.main_cause) and not any(
                 x in S.SERIOUS_HEALTH for m in h.linked() for x in m.health))
             if hh:
                 hh.main_cause = "因病"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因病")
                 self._intent("D2", "hit", hh, None, "主要致贫原因因病，无成员有医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 30, 80))
             if hh:
                 p = adult(hh, 30, 80)
                 if not any(x in S.SERIOUS_HEALTH for x in p.health):
                     p.health = ["长期慢性病"] + p.health
                 self._intent("D2", "decoy", hh, p, "自报长期慢性病，有医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 18, 80, lambda p: not p.health))
             if hh:
                 p = adult(hh, 18, 80, lambda p: not p.health)
                 p.flag("med_extra")
                 self._intent("D2", "decoy", hh, p, "有医保认定，未自报疾病")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: bool(h.main_cause) and any(
                 x in S.SERIOUS_HEALTH for m in h.linked() for x in m.health))
             if hh:
@@ -358,7 +359,7 @@ class Extracts:
                 p.dis_grade = rng.choice(S.DISABILITY_GRADES)
                 p.health = [x for x in p.health if x != "残疾"] + ["残疾"]
 
-        for k, flag in enumerate(["none", "cancelled", "grade", "type"] * c(1, 1)):
+        for flag in ["none", "cancelled", "grade", "type"] * c(1, 1):
             hh = pick(hit_pools(), lambda h: adult(h, 18, 80))
             if hh:
                 p = adult(hh, 18, 80)
@@ -367,7 +368,7 @@ class Extracts:
                 what = {"none": "持证残疾无残联记录", "cancelled": "残联记录已注销", "grade": "残联记录等级不同",
                         "type": "残联记录类别不同"}[flag]
                 self._intent("D3", "hit", hh, p, what)
-        for k, flag in enumerate(["match", "extra", "old_cancelled"] * c(1, 1)):
+        for flag in ["match", "extra", "old_cancelled"] * c(1, 1):
             pred = (lambda p: not p.disabled) if flag == "extra" else (lambda p: True)
             hh = pick(decoy_pools(), lambda h: adult(h, 18, 80, pred))
             if hh:
@@ -386,26 +387,26 @@ class Extracts:
         def out_of_school_young(p):
             return p.school == "非在校生" and 18 <= p.age <= 24
 
-        for k, flag in enumerate(["none", "suspended"] * c(1, 1)):
+        for flag in ["none", "suspended"] * c(1, 1):
             hh = pick(hit_pools(), lambda h: any(pupil(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if pupil(m))
                 p.flag("edu", flag)
                 self._intent("D4", "hit", hh, p, "在校生无在读学籍" if flag == "none" else "学籍为休学，无在读")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(hit_pools(), lambda h: any(out_of_school_young(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if out_of_school_young(m))
                 p.flag("edu", "reading")
                 self._intent("D4", "hit", hh, p, "学籍在读，调查为非在校生")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(hit_pools(), lambda h: bool(h.main_cause) and not any(
                 m.school not in S.NOT_IN_SCHOOL for m in h.linked()))
             if hh:
                 hh.main_cause = "因学"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因学")
                 self._intent("D4", "hit", hh, None, "主要致贫原因因学，无成员在读")
-        for k, flag in enumerate(["graduated", "dropped"] * c(1, 1)):
+        for flag in ["graduated", "dropped"] * c(1, 1):
             if flag == "graduated":
                 pred = out_of_school_young
             else:
@@ -417,13 +418,13 @@ class Extracts:
                 p.flag("edu", flag)
                 self._intent("D4", "decoy", hh, p, "学籍毕业，调查为非在校生" if flag == "graduated"
                              else "学籍辍学，调查为非在校生")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: bool(h.main_cause) and any(pupil(m) for m in h.linked()))
             if hh:
                 hh.main_cause = "因学"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因学")
                 self._intent("D4", "decoy", hh, None, "主要致贫原因因学，有成员在读")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: any(pupil(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if pupil(m))
@@ -431,7 +432,6 @@ class Extracts:
 
         # ---- D5 收入 ----
         line = st.monitoring_line
-        tol = st.recheck_tolerance
 
         def pc_of(hh):
             return Decimal(hh.net) / 100 / len(hh.linked())
@@ -466,11 +466,11 @@ class Extracts:
                 self._intent("D5", "decoy", hh, None, f"复核人均为调查的{factor}倍，同侧")
 
     def _plant_simple(self, rule, hits, decoys, n_hits, n_decoys, pick, hit_pools, decoy_pools, adult, make, what):
-        g = self.gen
+        district = self.district
 
         def one_reason(h):
             """An exclusion must be the only reason a 附件3 candidate is left out."""
-            return not (h.kind in ("ordinary", "foreign", "removed") and g.candidate(h)) or (
+            return not (h.kind in ("ordinary", "foreign", "removed") and district.candidate(h)) or (
                 h.applied and h.review == S.REVIEW_PASSED and bool(h.main_cause))
 
         for kind, specs, n, pools in (("hit", hits, n_hits, hit_pools), ("decoy", decoys, n_decoys, decoy_pools)):
@@ -544,7 +544,7 @@ class Extracts:
             if (size and not hh.unreadable_amount and not hh.tags & {"blocked", "boundary", "bunch_above",
                                                                      "bunch_below"}
                     and not any(k == "income_recheck" for k, _ in self.by_pid.get(hh.head.pid, ()))
-                    and self.gen.candidate(hh) and rng.random() < 0.3):
+                    and self.district.candidate(hh) and rng.random() < 0.3):
                 pc = Decimal(hh.net) / 100 / size
                 if pc >= 1000 and abs(pc - line) > 300:
                     factor = Decimal(rng.randint(95, 105)) / 100
@@ -553,7 +553,6 @@ class Extracts:
     def unrelated(self, n: int) -> None:
         """People the departments know who are not in the survey (other districts, towns)."""
         rng = self.rng
-        g = self.gen
         year = self.st.income_year
         ref = self.st.reference_date
         areas = ("210505", "210502", "210503", "210504", "210521", "210102", "210103", "210302", "370102", "220102")
@@ -562,7 +561,7 @@ class Extracts:
             male = rng.random() < 0.5
             birth = dt.date.fromordinal(dt.date(ref.year - age - 1, 6, 1).toordinal() + rng.randrange(365))
             pid = self.ids.make(rng.choice(areas), birth, male)
-            who = Who(pid, g._name(rng, male), age, "男" if male else "女")
+            who = Who(pid, person_name(rng, male), age, "男" if male else "女")
             r = rng.random()
             if age < 19:
                 stage = "小学" if age <= 11 else "初中" if age <= 14 else "高中"
