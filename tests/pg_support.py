@@ -87,6 +87,13 @@ def instance_env(base: Path):
     os.environ.update({**pg, "DAGSTER_HOME": str(home)})
     try:
         yield home
+        from pipeline.instances import open_instance
+
+        with open_instance(home) as instance:  # the block's runs are in PostgreSQL, and succeeded
+            runs = instance.get_runs()
+            assert runs and all(r.status.value == "SUCCESS" for r in runs), [r.status for r in runs]
+            print(f"on PostgreSQL {os.environ['DAGSTER_PG_HOST']}:{os.environ['DAGSTER_PG_PORT']}/"
+                  f"{os.environ['DAGSTER_PG_DB']}: {len(runs)} run(s) {[r.status.value for r in runs]}")
     finally:
         for k, v in saved.items():
             if v is None:
