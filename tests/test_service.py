@@ -229,3 +229,9 @@ def test_the_three_units_start_and_answer(running_service):
         for p in [root, *root.children(recursive=True)]:
             listening |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
     assert listening and listening <= {"127.0.0.1", "::1"}, listening
+
+    # huitoukan service status sees the same (systemd itself does not run here)
+    ok, lines = service.status_lines(spec.env_file.parent.parent / "units")
+    print("\n".join(lines))
+    assert ok, lines
+    assert sum("有响应" in line for line in lines) == 2 and any("可以连接" in line for line in lines)
