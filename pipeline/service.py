@@ -211,7 +211,7 @@ def installed_units(unit_dir: Path = DEFAULT_UNIT_DIR) -> list[Path]:
     return [p for p in (Path(unit_dir) / f"{n}.service" for n in (*UNITS, VIEWER)) if p.exists()]
 
 
-def _http_ok(url: str, timeout: float = 5) -> bool:
+def _http_ok(url: str, timeout: float = 15) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return 200 <= response.status < 400
