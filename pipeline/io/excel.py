@@ -1033,6 +1033,7 @@ def write_sheets_workbook(
     number_rows: bool = True,
     settings_sheet: bool = True,
     document_title: str | None = None,
+    charts: Collection = (),
 ) -> WriteStats:
     """Write several tables, one sheet each (``sheets``: name -> (title, frame); every column of
     the frame is written, in order), with the title/row 2/header layout and print setup of the
@@ -1042,7 +1043,8 @@ def write_sheets_workbook(
     ``signature`` (True, or a set of sheet names) adds the signature line. A sheet longer than
     Excel's row limit continues in ``<name>_2``, ``<name>_3``… (``WriteStats.split``/``notes``).
     ``WriteStats.households/persons`` are given when exactly one sheet has totals; per sheet they
-    are in ``sheet_totals``."""
+    are in ``sheet_totals``. ``charts``: callables given the open xlsxwriter workbook after the
+    tables, each adding a sheet with a native chart (pipeline/charts.py)."""
     started = time.perf_counter()
     path = Path(path)
     if not sheets:
@@ -1066,7 +1068,7 @@ def write_sheets_workbook(
     written, split = _write_workbook(
         path, tables, settings=settings, generated_at=generated_at,
         title=document_title or first_title, row2=row2_text(settings, generated_at),
-        text_columns=text_columns, amount_columns=amount_columns, settings_sheet=settings_sheet)
+        text_columns=text_columns, amount_columns=amount_columns, settings_sheet=settings_sheet, charts=charts)
     only = next(iter(sheet_totals.values())) if len(sheet_totals) == 1 else (None, None)
     return WriteStats(rows=sum(written.values()), households=only[0], persons=only[1], path=path,
                       sheets=written, split=split, sheet_totals=sheet_totals,
@@ -1076,7 +1078,8 @@ def write_sheets_workbook(
 def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
                     generated_at: dt.datetime, title: str, row2: str,
                     text_columns: Collection[str], amount_columns: Collection[str],
-                    settings_sheet: bool = True) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+                    settings_sheet: bool = True,
+                    charts: Collection = ()) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     text_columns = frozenset(text_columns)
     amount_columns = frozenset(amount_columns)
     cells = sum(len(t.frame) * len(t.columns) for t in tables)
@@ -1091,6 +1094,8 @@ def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
             sheets.update(parts)
             if len(parts) > 1:
                 split[table.name] = tuple(name for name, _ in parts)
+        for chart in charts:
+            chart(wb)
         if settings_sheet:
             _write_settings_sheet(wb, fmts, settings, generated_at)
     return sheets, split
