@@ -60,3 +60,11 @@ LONGEST_FIRST = ("test_ui_integration.py", "test_bench.py", "test_reliability.py
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the PostgreSQL databases this process made for its instances (HUITOUKAN_TEST_PG_URL;
+    an xdist worker ends without running atexit handlers)."""
+    import pg_support
+
+    pg_support._drop_created()
