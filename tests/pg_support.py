@@ -27,6 +27,7 @@ from pipeline.instances import PG_ENV, TEMPLATES, pg_env
 
 TEST_PG_ENV = "HUITOUKAN_TEST_PG_URL"
 _created: list[tuple[str, str]] = []  # (admin url, database)
+_homes: list[Path] = []  # DAGSTER_HOME folders of fresh_instance()
 
 
 def pg_selected() -> bool:
@@ -65,6 +66,9 @@ def _drop_created() -> None:
         with contextlib.suppress(Exception):
             _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     _created.clear()
+    for home in _homes:
+        shutil.rmtree(home, ignore_errors=True)
+    _homes.clear()
 
 
 def write_home(home: Path, pg: dict[str, str] | None) -> Path:
@@ -113,6 +117,7 @@ def fresh_instance():
     pg = create_database()
     os.environ.update(pg)  # the yaml reads DAGSTER_PG_* when the instance is built
     home = write_home(Path(tempfile.mkdtemp(prefix="hk_pg_home_")), pg)
+    _homes.append(home)
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
