@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup run test ui bench clean-outputs
+.PHONY: setup run test ui bench service clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ ui: setup $(DAGSTER_HOME)/dagster.yaml
 ## bench: the benchmark at the default sizes (see docs/scaling.md)
 bench: setup
 	$(BIN)/huitoukan bench
+
+## service: the office server's units (UI, daemon, downloads) on PostgreSQL, as root — docs/deploy.md
+service: setup
+	$(BIN)/huitoukan service install $(SERVICE_ARGS)
 
 clean-outputs:
 	rm -rf data/warehouse/*.duckdb* reports/draft reports/public reports/problems reports/quality

@@ -33,6 +33,7 @@ PERSONS_PER_HOUSEHOLD = 2.5
 
 def child_run(raw: str, warehouse: str, reports: str) -> dict:
     started = time.perf_counter()
+    from pipeline.bench_instances import time_event_bookkeeping
     from pipeline.checks.asset_checks import asset_checks
     from pipeline.definitions import all_assets
     from pipeline.io import inputs
@@ -40,6 +41,7 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
     from pipeline.runner import run_pipeline
 
     inputs.SETTLE_SECONDS = 0.0  # the benchmark's files were written a moment ago, on purpose
+    bookkeeping = time_event_bookkeeping()  # the instance's share: storing each event
     imported = time.perf_counter()
     result = run_pipeline(build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports))
     finished = time.perf_counter()
@@ -69,6 +71,8 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
         "stages": stages,
         "steps": steps,
         "overhead_per_step": (run_seconds - step_total) / max(steps, 1),
+        "events_stored": bookkeeping["events"],
+        "event_store_seconds": bookkeeping["seconds"],
         "largest_process_rss_mb": max(resource.getrusage(who).ru_maxrss
                                       for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024,
     }
@@ -287,6 +291,9 @@ def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
         "stages": {s: med(r["stages"].get(s, 0.0) for r in full) for s in sorted({g for r in full for g in r["stages"]})},
         "overhead_per_step": med(r["overhead_per_step"] for r in full),
         "steps": full[0]["steps"],
+        "events_stored": full[0]["events_stored"],
+        "event_store_per_step": med(r["event_store_seconds"] / max(r["steps"], 1) for r in full),
+        "event_store_per_event": med(r["event_store_seconds"] / max(r["events_stored"], 1) for r in full),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in full + incremental),
         "largest_process_rss_mb": max(r["largest_process_rss_mb"] for r in full + incremental),
         "floor_read_seconds": med(f["read"] for f in floors),
@@ -343,11 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", default="bench/work", help="scratch folder (generated data, warehouses)")
     parser.add_argument("--out", default="bench/results", help="where the JSON results go")
+    parser.add_argument("--instances", default=None,
+                        help="Dagster bookkeeping per step on each instance side by side, e.g. sqlite,postgres")
+    parser.add_argument("--postgres-url", default=None, help="for --instances postgres: postgresql://user:pw@host:port/db")
     parser.add_argument("--child", nargs=3, metavar=("RAW", "WAREHOUSE", "REPORTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child_run(*args.child)))
         return 0
+    if args.instances:
+        from pipeline.bench_instances import main as bench_instances
+
+        return bench_instances(args, bench_size)
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.instances import InstanceUnavailable
 from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
 from pipeline.privacy import mask_name, mask_text
 from pipeline.resources import ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
@@ -67,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except runner.RunLockTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except InstanceUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
     elapsed = time.perf_counter() - started
     if not result.success:
         print("error: the pipeline could not run:", file=sys.stderr)
@@ -134,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--files-port", type=int, default=3001)
     p.add_argument("--workspace", default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
+
+    from pipeline import package_signing, service
+
+    package_signing.add_commands(sub)  # keys init|show, verify
+    service.add_commands(sub)  # service install|status|check|uninstall
     return parser
 
 

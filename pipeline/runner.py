@@ -59,7 +59,9 @@ def instance(home: Path | str | None = None) -> dg.DagsterInstance:
     home = home or os.environ.get("DAGSTER_HOME")
     if not home:
         return dg.DagsterInstance.ephemeral()
-    return dg.DagsterInstance.from_config(str(ensure_dagster_home(home)))
+    from pipeline.instances import open_instance  # InstanceUnavailable: one message naming the instance
+
+    return open_instance(ensure_dagster_home(home))
 
 
 # --------------------------------------------------------------------------------------------

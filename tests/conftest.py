@@ -52,10 +52,19 @@ def read_detail(path: Path) -> list[dict]:
 # pipeline once per file). Files are handed out in collection order, so the longest go first and
 # the short ones fill the gaps at the end instead of one worker finishing minutes after the other.
 LONGEST_FIRST = ("test_ui_integration.py", "test_bench.py", "test_reliability.py", "test_quality.py",
-                 "test_signoff.py", "test_privacy.py", "test_end_to_end.py", "test_ge_worker.py", "test_fuzz.py",
+                 "test_postgres_instance.py", "test_service.py", "test_package_signing.py", "test_signoff.py",
+                 "test_privacy.py", "test_end_to_end.py", "test_ge_worker.py", "test_fuzz.py",
                  "test_income.py", "test_crosscheck.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the PostgreSQL databases this process made for its instances (HUITOUKAN_TEST_PG_URL;
+    an xdist worker ends without running atexit handlers)."""
+    import pg_support
+
+    pg_support._drop_created()

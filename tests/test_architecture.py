@@ -20,12 +20,14 @@ LEVELS: list[tuple[int, tuple[str, ...]]] = [
     (1, ("pipeline.rules",)),
     (2, ("pipeline.io", "pipeline.sample")),
     (3, ("pipeline.checks.expectations", "pipeline.checks.ge_worker", "pipeline.checks.datadocs",
-         "pipeline.readiness", "pipeline.summary", "pipeline.fileserver", "pipeline.charts")),
+         "pipeline.readiness", "pipeline.summary", "pipeline.fileserver", "pipeline.charts",
+         "pipeline.package_signing")),
     (4, ("pipeline.resources", "pipeline.metadata", "pipeline.partitions")),
     (5, ("pipeline.assets", "pipeline.checks")),
     (6, ("pipeline.jobs", "pipeline.sensors", "pipeline.schedules")),
     (7, ("pipeline.definitions",)),
-    (8, ("pipeline.runner", "pipeline.ui", "pipeline.bench", "pipeline.cli")),
+    (8, ("pipeline.runner", "pipeline.ui", "pipeline.bench", "pipeline.cli", "pipeline.instances", "pipeline.service",
+         "pipeline.bench_instances")),
 ]
 NO_DAGSTER = ("pipeline.rules", "pipeline.io", "pipeline.sample", "pipeline.schema", "pipeline.settings",
               "pipeline.tables", "pipeline.layout", "pipeline.checks.expectations", "pipeline.checks.ge_worker")

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import read_detail, run_district
+from pg_support import instance_env
 from pipeline import cli
 from pipeline.rules.annex import ANNEXES
 
@@ -19,7 +20,8 @@ def district(tmp_path_factory):
     raw = root / "raw"
     assert cli.main(["sample", "--out", str(raw), "--households", str(HOUSEHOLDS), "--seed", str(SEED)]) == 0
     key = json.loads((raw / ".answer_key.json").read_text(encoding="utf-8"))
-    warehouse, reports, _ = run_district(raw, root)
+    with instance_env(root):  # the PostgreSQL instance when HUITOUKAN_TEST_PG_URL is set (.ci/run)
+        warehouse, reports, _ = run_district(raw, root)
     return key, warehouse, reports
 
 

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 import pytest
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
+from pg_support import fresh_instance, shared_instance  # PostgreSQL when HUITOUKAN_TEST_PG_URL is set (.ci/run)
 
 from pipeline import sensors
 from pipeline.io import inputs
@@ -32,7 +33,7 @@ def age(path, seconds=600):
 
 
 def tick(sensor, root, cursor=None, instance=None, warehouse=None):
-    context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
+    context = dg.build_sensor_context(cursor=cursor, instance=instance or shared_instance(),
                                       resources={"paths": PathsResource(raw_dir=str(root), reports_dir=str(root)),
                                                  "warehouse": WarehouseResource(
                                                      database=str(warehouse or root / "none.duckdb"))})
@@ -192,7 +193,7 @@ def test_a_rebuild_in_flight_or_a_cli_run_holds_new_files_for_the_next_tick(tmp_
     import fcntl
 
     age(survey(tmp_path, "财神庙村.xlsx"))
-    instance = dg.DagsterInstance.ephemeral()
+    instance = fresh_instance()
     from pipeline.definitions import build_defs
 
     run = instance.create_run_for_job(build_defs().resolve_job_def(full_rebuild.name),
@@ -222,7 +223,7 @@ def test_village_intake_reads_the_newest_workbook_of_its_village(tmp_path):
                             member(heads[1], bad[:17] + ("0" if bad[17] != "0" else "1"), "之子")]))
     age(new, 300)
     age(survey(raw, "二村.xlsx", village=V2, seed=91), 100)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = fresh_instance()
     instance.add_dynamic_partitions(VILLAGES, [V1])
     from pipeline.assets.intake import village_submission
 

@@ -37,6 +37,14 @@ from pydantic import Field
 from pipeline.assets.signoff_readiness import conditions_table
 from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_sheets_workbook
 from pipeline.metadata import download_links
+from pipeline.package_signing import (
+    SigningKeyError,
+    default_key_dir,
+    describe,
+    load_private_key,
+    sign_manifest,
+    signature_entry,
+)
 from pipeline.privacy import mask_name, mask_text
 from pipeline.readiness import (
     PACKAGE_ASSETS,
@@ -146,9 +154,15 @@ def _reserve_package_folder(signed: Path, now: dt.datetime) -> tuple[Path, str]:
 
 
 def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, comment: str, now: dt.datetime,
-                  settings, reasons_checked: list[str]) -> tuple[Path, dict]:
-    """Build the package in a hidden folder next to the signed ones, verify every copy, make it
-    read-only and only then give it its final name (so a half-written package is never seen)."""
+                  settings, reasons_checked: list[str], key_dir: Path | None = None) -> tuple[Path, dict]:
+    """Build the package in a hidden folder next to the signed ones, verify every copy, sign its
+    manifest with the office's key (``key_dir``, default package_signing.default_key_dir(); none:
+    the manifest says it is unsigned), make it read-only and only then give it its final name (so
+    a half-written package is never seen)."""
+    try:
+        key = load_private_key(key_dir or default_key_dir())
+    except SigningKeyError as exc:
+        raise SignoffRefused(str(exc)) from exc
     signed.mkdir(parents=True, exist_ok=True, mode=0o700)
     final, name = _reserve_package_folder(signed, now)
     staging = signed / f".incoming-{name}-{os.getpid()}"
@@ -188,8 +202,11 @@ def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, commen
             "software": _software(),
             "source": git_commit(),
             "gate": {"checked_at": now.isoformat(), "reasons": reasons_checked},
+            "signature": signature_entry(key),
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        if key is not None:
+            sign_manifest(staging, key)  # manifest.json.sig: huitoukan verify checks it
         for path in staging.iterdir():
             path.chmod(FILE_MODE)
         staging.chmod(DIR_MODE)
@@ -309,6 +326,7 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         "已计算校验值的输入文件（inputs hashed）": len(manifest["inputs"]),
         "各表户数/人数（households/persons per table）": dg.MetadataValue.json(counts),
         "manifest sha256": sha256_file(folder / MANIFEST_FILE),
+        "signature": describe(manifest["signature"]),
         **download_links(paths, folder / CONFIRMATION_FILE, folder / MANIFEST_FILE),
         "path": dg.MetadataValue.path(str(folder.resolve())),
     })
