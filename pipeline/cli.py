@@ -108,7 +108,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="huitoukan", description="回头看：脱贫质量“回头看”数据处理（poverty-exit quality review）")
+    parser = argparse.ArgumentParser(prog="huitoukan",
+                                     description="回头看：脱贫质量“回头看”数据处理（poverty-exit quality review）")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("bench", help="基准测试 measure the pipeline against the floor (huitoukan bench --help)")
 

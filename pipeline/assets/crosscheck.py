@@ -152,7 +152,8 @@ def answered_departments(con) -> list[str]:
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["households", "members", "household_income", "department_returns", *[a.key for a in department_assets]])
-def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                       settings: SettingsResource) -> dg.MaterializeResult:
     """部门比对发现：每条发现一行（X1–X4、D1–D5），只写明疑点，不写原值。
     One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
     (doubts for the analyst), matched on the normalized ID and rolled up to the household, with

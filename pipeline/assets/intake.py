@@ -50,7 +50,8 @@ def _index(con, root: Path) -> pd.DataFrame:
     now = dt.datetime.now().timestamp()
     known = {}
     if table_exists(con, INDEX_TABLE):
-        known = {(f, m, s): v for f, m, s, v in con.execute(f"SELECT file, mtime, size, village_code FROM {INDEX_TABLE}").fetchall()}
+        rows = con.execute(f"SELECT file, mtime, size, village_code FROM {INDEX_TABLE}").fetchall()
+        known = {(f, m, s): v for f, m, s, v in rows}
     rows = []
     for path in list_files(root / SURVEYS_DIR, SURVEY_SUFFIXES):
         try:
