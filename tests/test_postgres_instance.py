@@ -121,7 +121,11 @@ def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, ho
         # systemd restarts it, Restart=always)
         log = tmp_path / "daemon.log"
         daemon = start_daemon(ws, log)
-        time.sleep(20)
+        # until it has met the outage (stopped, or logged the refused connection), 20 s at most
+        deadline = time.monotonic() + 20
+        while (time.monotonic() < deadline and daemon.poll() is None
+               and "refused" not in log.read_text(errors="replace")):
+            time.sleep(0.5)
     finally:
         server.start()
     try:
