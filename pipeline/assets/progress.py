@@ -3,6 +3,7 @@ what is still open, and how many days are left to each deadline (reports/进度.
 
 
 import datetime as dt
+from pathlib import PurePosixPath
 from typing import Optional
 
 import dagster as dg
@@ -85,7 +86,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "是否涉农": villages["farming"].map({True: "是", False: "否"}),
         "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
                  for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
-        "报送文件": villages["file"].fillna(""),
+        "报送文件": villages["file"].map(lambda f: PurePosixPath(f).name if isinstance(f, str) else ""),
         "报送时间": villages["mtime"].map(local_time),
         "是否逾期": [_late(m, farm, s.survey_deadline, today) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
@@ -94,7 +95,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     })
     dept_sheet = pd.DataFrame({
         "序号": range(1, len(departments) + 1),
-        "部门": departments["name"], "文件夹": departments["folder"],
+        "部门": departments["name"],
         "是否反馈": departments["returned"].map({True: "已反馈", False: "未反馈"}),
         "文件数": departments["files"], "最新文件时间": departments["latest"].map(local_time),
     })
@@ -111,8 +112,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
-    }, s, dt.datetime.now().replace(microsecond=0),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹"}, number_rows=True)
+    }, s, s.now(),
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门"}, number_rows=True)
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
     md_timeline = "\n".join(

@@ -22,6 +22,7 @@ class SettingsResource(dg.ConfigurableResource):
 
     district_code: Optional[str] = _field("district_code")
     district_name: Optional[str] = _field("district_name")
+    city_name: Optional[str] = _field("city_name")
     reporting_unit: Optional[str] = _field("reporting_unit")
     timezone: Optional[str] = _field("timezone")
     income_year: Optional[int] = _field("income_year")
@@ -37,6 +38,9 @@ class SettingsResource(dg.ConfigurableResource):
     subdistrict_deadline: Optional[str] = _field("subdistrict_deadline")
     crosscheck_deadline: Optional[str] = _field("crosscheck_deadline")
     signoff_deadline: Optional[str] = _field("signoff_deadline")
+    notice_start: Optional[str] = _field("notice_start")
+    notice_days: Optional[int] = _field("notice_days")
+    supervision_phone: Optional[str] = _field("supervision_phone")
 
     def get(self) -> Settings:
         return load_settings({k: v for k, v in self.model_dump().items() if v is not None})
