@@ -1,7 +1,6 @@
 """附件1: the blank survey workbook the villages fill in, and the district's 入户调查汇总表."""
 
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd

@@ -1,7 +1,6 @@
 """Reports: the 附件 tables as printable Excel drafts under reports/draft/."""
 
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd

@@ -32,7 +32,6 @@ import re
 import shutil
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -53,13 +52,11 @@ from pipeline.io.printing import (
     HEADER_FOOTER_IN,
     MARGIN_LR_IN,
     MARGIN_TB_IN,
-    SAFETY,
     TITLE_PT,
     PrintLayout,
     choose_layout,
-    column_points,
+    display_width,
     first_page_columns,
-    printable_width_pt,
     row_height,
     stored_width,
     text_lines,
@@ -352,14 +349,6 @@ def is_formula_like(text: str) -> bool:
     return text.startswith(FORMULA_TRIGGERS)
 
 
-_WIDE = frozenset("WF")
-
-
-def display_width(text: str) -> int:
-    """Width in Excel character units: CJK and full-width characters count two."""
-    if text.isascii():
-        return len(text)
-    return sum(2 if unicodedata.east_asian_width(ch) in _WIDE else 1 for ch in text)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ tests measure what was written, not what the writer meant.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,16 @@ LINE_PT = 14.5  # the height of one line of 10 pt text, CJK fonts included
 ROW_PAD_PT = 3.0
 
 IDENTIFYING = ("序号", "办事处", "村", "户主姓名", "姓名")
+
+
+_WIDE = frozenset("WF")
+
+
+def display_width(text: str) -> int:
+    """Width in Excel character units: CJK and full-width characters count two."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in _WIDE else 1 for ch in text)
 
 
 def min_scale(font_pt: float = BODY_PT) -> int:
@@ -136,8 +147,6 @@ def first_page_columns(stored_widths: Sequence[float], layout: PrintLayout) -> i
 
 def text_lines(text: str, width_chars: float) -> int:
     """Lines a wrapped text takes in a column ``width_chars`` wide (CJK counts two)."""
-    from pipeline.io.excel import display_width
-
     room = max(1.0, width_chars - 1.5)
     return sum(max(1, math.ceil(display_width(part) / room)) for part in str(text).split("\n"))
 
