@@ -1302,7 +1302,7 @@ def write_notice_workbook(path: Path, notice: Any, *, households_per_page: int =
     base = [_NOTICE_WIDTHS.get(c, 12) for c in columns]
     widths = [w * NOTICE_WIDTH / sum(base) for w in base]
     chars = sum(widths) * BODY_PT / NOTICE_PT  # 12-pt characters across
-    with atomic_path(path, mode=0o644) as tmp, _workbook(tmp, len(frame) * ncols) as wb:
+    with atomic_path(path) as tmp, _workbook(tmp, len(frame) * ncols) as wb:  # owner-only: names
         wb.set_properties({"title": notice.title, "author": notice.issuer})
         fmts = _Formats(wb)
         run_fmt = fmts.plain()
