@@ -183,6 +183,8 @@ def _build(wb: xlsxwriter.Workbook, sheets: list[tuple[str, tuple[Col, ...]]],
            settings: Settings, page_label: str | None = None) -> None:
     base = {"font_size": 10, "valign": "vcenter"}
     title_fmt = wb.add_format({**base, "bold": True, "font_size": 16, "align": "center"})
+    # a sheet several pages wide: the title starts on the first page, not in the middle of all
+    left_title_fmt = wb.add_format({**base, "bold": True, "font_size": 16, "align": "left"})
     fill_fmt = wb.add_format({**base, "locked": False, "align": "left", "text_wrap": True})
     header_fmt = wb.add_format({**base, "bold": True, "border": 1, "align": "center",
                                 "text_wrap": True, "bg_color": "#D9D9D9"})
@@ -207,8 +209,9 @@ def _build(wb: xlsxwriter.Workbook, sheets: list[tuple[str, tuple[Col, ...]]],
         layout = choose_layout([stored_width(w) for w in widths], [c.label for c in columns])
 
         ws.set_row(TITLE_ROW - 1, 30)
-        ws.merge_range(TITLE_ROW - 1, 0, TITLE_ROW - 1, ncols - 1, "", title_fmt)
-        ws.write_string(TITLE_ROW - 1, 0, survey_title(settings, name), title_fmt)
+        fmt = title_fmt if layout.pages_across == 1 else left_title_fmt
+        ws.merge_range(TITLE_ROW - 1, 0, TITLE_ROW - 1, ncols - 1, "", fmt)
+        ws.write_string(TITLE_ROW - 1, 0, survey_title(settings, name), fmt)
         ws.set_row(FILL_ROW - 1, 22)
         # Merged across the printed width like every title row; the village fills in A2.
         ws.merge_range(FILL_ROW - 1, 0, FILL_ROW - 1, ncols - 1, "", fill_fmt)
