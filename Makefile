@@ -25,8 +25,9 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/huitoukan sample --out data/raw --if-empty
 	$(BIN)/huitoukan run
 
-## test: set up and run the whole test suite
+## test: set up, lint (ruff) and run the whole test suite
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on) and downloads on :3001

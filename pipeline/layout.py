@@ -1,15 +1,11 @@
 """Where everything lives: the folders and fixed file names of the data root and the reports root.
 
-The one source of these names (outputs.md, "Everything goes under one reports root"). Code reaches
-the folders through ``PathsResource`` (``paths.draft``, ``paths.signed`` …), which builds a
-:class:`ReportsTree` on the configured root; plain functions that get a root folder use the tree
-directly. No Dagster here.
+The one source of these names (outputs.md, "Everything goes under one reports root"). Assets reach
+the folders through ``PathsResource`` (``paths.draft``, ``paths.signed`` …) on the configured
+roots; plain functions that are handed a root join these names to it. No Dagster here.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 DRAFT_DIR = "draft"  # 附件1–6 and the 核查比对结果表, rebuilt every run
 PUBLIC_DIR = "public"  # the 公示 lists
@@ -20,45 +16,9 @@ TEMPLATE_DIR = "template"  # the blank survey workbook for villages
 PROGRESS_FILE = "进度.xlsx"  # at the top of the reports root
 ANNEX1_FILE = "附件1_入户调查汇总表.xlsx"
 
-REPORT_DIRS = (DRAFT_DIR, PUBLIC_DIR, PROBLEMS_DIR, QUALITY_DIR, SIGNED_DIR, TEMPLATE_DIR)
-
 DEFAULT_RAW_DIR = "data/raw"
 DEFAULT_WAREHOUSE = "data/warehouse/huitoukan.duckdb"
 DEFAULT_REPORTS_DIR = "reports"
 # The read-only file server that `huitoukan ui` starts beside the Dagster UI serves the reports root here.
 DEFAULT_DOWNLOAD_URL = "http://127.0.0.1:3001"
 
-
-@dataclass(frozen=True)
-class ReportsTree:
-    """The folders under one reports root."""
-
-    root: Path
-
-    @property
-    def draft(self) -> Path:
-        return self.root / DRAFT_DIR
-
-    @property
-    def public(self) -> Path:
-        return self.root / PUBLIC_DIR
-
-    @property
-    def problems(self) -> Path:
-        return self.root / PROBLEMS_DIR
-
-    @property
-    def quality(self) -> Path:
-        return self.root / QUALITY_DIR
-
-    @property
-    def signed(self) -> Path:
-        return self.root / SIGNED_DIR
-
-    @property
-    def template(self) -> Path:
-        return self.root / TEMPLATE_DIR
-
-    @property
-    def progress(self) -> Path:
-        return self.root / PROGRESS_FILE

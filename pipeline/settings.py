@@ -86,7 +86,7 @@ class Settings:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> "Settings":
+    def from_mapping(cls, values: dict[str, Any]) -> Settings:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -131,7 +131,7 @@ DETECTION_THRESHOLDS = ("bunching_band", "bunching_ratio", "bunching_min_above",
 TIME_FORMAT = "%Y-%m-%d %H:%M"  # every time shown to people: 2019-05-20 09:30
 
 
-def show_time(moment: dt.datetime, settings: "Settings | None" = None) -> str:
+def show_time(moment: dt.datetime, settings: Settings | None = None) -> str:
     """A time as people read it, in the district's time zone: ``2019-05-20 09:30``."""
     if settings is not None:
         moment = settings.local(moment)

@@ -6,18 +6,20 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline import tables as T
+from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, FILE_UNREADABLE
 from pipeline.rules.annex import ANNEXES
 
 _COUNTS = {
-    "survey files": "SELECT count(*) FROM survey_files",
-    "  read": "SELECT count(*) FROM survey_files WHERE status = '已读取'",
-    "  superseded by a newer file": "SELECT count(*) FROM survey_files WHERE status = '已被新版本替代'",
-    "  unreadable": "SELECT count(*) FROM survey_files WHERE status = '无法读取'",
-    "households": "SELECT count(*) FROM households",
-    "persons": "SELECT count(*) FROM members",
-    "problems (blocking open)": "SELECT count(*) FILTER (WHERE blocking) FROM open_problems",
-    "problems (all)": "SELECT count(*) FROM open_problems",
-    "households held back": "SELECT count(*) FROM classification WHERE blocked",
+    "survey files": f"SELECT count(*) FROM {T.SURVEY_FILES}",
+    "  read": f"SELECT count(*) FROM {T.SURVEY_FILES} WHERE status = '{FILE_READ}'",
+    "  superseded by a newer file": f"SELECT count(*) FROM {T.SURVEY_FILES} WHERE status = '{FILE_SUPERSEDED}'",
+    "  unreadable": f"SELECT count(*) FROM {T.SURVEY_FILES} WHERE status = '{FILE_UNREADABLE}'",
+    "households": f"SELECT count(*) FROM {T.HOUSEHOLDS}",
+    "persons": f"SELECT count(*) FROM {T.MEMBERS}",
+    "problems (blocking open)": f"SELECT count(*) FILTER (WHERE blocking) FROM {T.OPEN_PROBLEMS}",
+    "problems (all)": f"SELECT count(*) FROM {T.OPEN_PROBLEMS}",
+    "households held back": f"SELECT count(*) FROM {T.CLASSIFICATION} WHERE blocked",
 }
 
 
@@ -27,14 +29,14 @@ def run_summary(warehouse: Path, reports: Path, elapsed: float) -> str:
         lines = [f"回头看 run finished in {elapsed:.1f}s"]
         for label, sql in _COUNTS.items():
             lines.append(f"  {label:<32} {con.execute(sql).fetchone()[0]:>8}")
-        rows = con.execute("SELECT rule, count(*) FROM open_problems GROUP BY 1 ORDER BY "
+        rows = con.execute(f"SELECT rule, count(*) FROM {T.OPEN_PROBLEMS} GROUP BY 1 ORDER BY "
                            "left(rule, 1), CAST(substr(rule, 2) AS INTEGER)").fetchall()
         lines.append("  problems by rule: " + (", ".join(f"{r} {n}" for r, n in rows) or "none"))
-        c = con.execute("""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
+        c = con.execute(f"""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
                                   count(*) FILTER (WHERE annex3_category IS NOT NULL),
                                   count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
-                                  count(*) FILTER (WHERE in_annex6) FROM classification""").fetchone()
-        for (key, annex), n in zip(ANNEXES.items(), c):
+                                  count(*) FILTER (WHERE in_annex6) FROM {T.CLASSIFICATION}""").fetchone()
+        for (_key, annex), n in zip(ANNEXES.items(), c):
             lines.append(f"  {annex.filename.split('_')[0]} households {n:>8}")
     finally:
         con.close()

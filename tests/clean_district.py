@@ -7,8 +7,8 @@ import csv
 from pathlib import Path
 
 import xlsxwriter
-
 from builders import SheetSpec, household, make_id, member, write_registry, write_survey, write_villages
+
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_BY_KEY
 
 V1, V1_NAME, S1 = "210505004201", "财神庙村", "思山岭街道"

@@ -2,8 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parent))
 # Test files are written a moment before they are read; the "still being copied" guard would hold them.
 os.environ["HUITOUKAN_SETTLE_SECONDS"] = "0"
@@ -11,29 +9,27 @@ os.environ.pop("DAGSTER_HOME", None)
 os.environ.pop("HUITOUKAN_SETTINGS", None)
 
 
-@pytest.fixture
-def run_pipeline(tmp_path, monkeypatch):
-    """Run the whole pipeline on a data root; returns (warehouse path, reports dir)."""
-    from pipeline import cli
+def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None):
+    """Run the whole pipeline on a data root, in this process, with its own warehouse and reports
+    under ``out``; returns (warehouse, reports, result). Great Expectations is faked unless the
+    test is about it (tests/fakes.py)."""
+    from fakes import FakeGreatExpectations
 
-    def _run(raw: Path, *extra: str) -> tuple[Path, Path]:
-        warehouse, reports = tmp_path / "warehouse.duckdb", tmp_path / "reports"
-        for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"):
-            monkeypatch.delenv(env, raising=False)
-        code = cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse),
-                         "--reports-dir", str(reports), *extra])
-        assert code == 0
-        return warehouse, reports
+    from pipeline import runner
+    from pipeline.resources import build_resources
 
-    return _run
+    warehouse, reports = out / "warehouse.duckdb", out / "reports"
+    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports,
+                                ge=None if real_ge else FakeGreatExpectations())
+    result = runner.run_pipeline(resources, inst=inst)
+    failures = [(e.step_key, e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+    return warehouse, reports, result
 
 
 def run_cli_pipeline(raw: Path, out: Path) -> tuple[Path, Path]:
-    """Run the whole pipeline through the CLI (for module-scoped fixtures)."""
-    from pipeline import cli
-
-    warehouse, reports = out / "warehouse.duckdb", out / "reports"
-    assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--reports-dir", str(reports)]) == 0
+    """The pipeline on a data root (for module-scoped fixtures): (warehouse, reports)."""
+    warehouse, reports, _ = run_district(raw, out)
     return warehouse, reports
 
 
@@ -50,3 +46,16 @@ def read_detail(path: Path) -> list[dict]:
             break
         out.append(dict(zip(header, row)))
     return out
+
+
+# The suite runs on two workers, a whole file per worker at a time (module fixtures run the
+# pipeline once per file). Files are handed out in collection order, so the longest go first and
+# the short ones fill the gaps at the end instead of one worker finishing minutes after the other.
+LONGEST_FIRST = ("test_ui_integration.py", "test_bench.py", "test_reliability.py", "test_quality.py",
+                 "test_signoff.py", "test_privacy.py", "test_end_to_end.py", "test_ge_worker.py", "test_fuzz.py",
+                 "test_income.py", "test_crosscheck.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import duckdb
 import openpyxl
 import pytest
-
 from builders import (
     SheetSpec,
     default_village,
@@ -29,6 +28,7 @@ from builders import (
     write_villages,
 )
 from conftest import read_detail, run_cli_pipeline
+
 from pipeline.rules.crosscheck import FINDINGS, findings_plan
 from pipeline.schema import DEPARTMENTS, VILLAGES_FILE
 
@@ -200,7 +200,8 @@ dept("disability", 姓名="吕某", 身份证号=h.head, 残疾人证号=h.head 
 # ------------------------------------------------------------------ D4 学籍 (区教育局, xlsx)
 plant("d4_no_enrolment", expect={"D4"}, size=3, members=[{}, {}, {"school_status": "小学", "education": "小学"}])
 h = plant("d4_enrolled_but_not_student", expect={"D4"}, size=3)  # the child: 非在校生 (builder default)
-dept("education", 学生姓名="施某", 身份证件号=h.members[2], 学校名称="南芬区某某中学", 学段="初中", 年级="七年级", 学籍状态="在读")
+dept("education", 学生姓名="施某", 身份证件号=h.members[2], 学校名称="南芬区某某中学", 学段="初中", 年级="七年级",
+         学籍状态="在读")
 plant("d4_cause_schooling", expect={"D4"}, main_cause="因学", size=3)
 h = plant("d4_decoys", main_cause="因学", size=4,
           members=[{}, {}, {"school_status": "七至九年级"}, {"school_status": "学前教育", "education": "学龄前儿童"}])

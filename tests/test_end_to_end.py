@@ -19,8 +19,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from conftest import read_detail, run_district
 
-from conftest import read_detail
 from pipeline import cli
 from pipeline.io import printing
 from pipeline.rules.annex import ANNEXES
@@ -37,8 +37,7 @@ def district(tmp_path_factory):
     raw = root / "raw"
     assert cli.main(["sample", "--out", str(raw), "--households", str(HOUSEHOLDS), "--seed", str(SEED)]) == 0
     key = json.loads((raw / ".answer_key.json").read_text(encoding="utf-8"))
-    warehouse, reports = root / "w.duckdb", root / "reports"
-    assert cli.main(["run", "--raw-dir", str(raw), "--warehouse", str(warehouse), "--reports-dir", str(reports)]) == 0
+    warehouse, reports, _ = run_district(raw, root)
     return key, warehouse, reports
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import SheetSpec, household, make_id, member, write_survey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from builders import SheetSpec, household, make_id, member, write_survey
 from pipeline.io.dates import parse_date, parse_year_month
 from pipeline.io.departments import clean_text as dept_clean_text
 from pipeline.io.departments import parse_int, parse_number

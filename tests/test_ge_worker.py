@@ -9,8 +9,8 @@ import signal
 import duckdb
 import pandas as pd
 import pytest
-
 from builders import make_id
+
 from pipeline.checks.expectations import MEMBERS, validation_frame
 from pipeline.checks.ge_worker import GEWorker
 

@@ -1,10 +1,10 @@
 """Resident ID repair and validation (rules.md, "Resident ID numbers")."""
 
 import pytest
+from builders import make_id
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builders import make_id
 from pipeline.rules.ids import IdStatus, check_char, repair_id, sex_of, upgrade_15
 
 

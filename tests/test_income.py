@@ -4,7 +4,6 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
 from conftest import read_detail, run_cli_pipeline
 

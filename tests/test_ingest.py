@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from builders import (
     SheetSpec,
     household,
@@ -12,6 +11,7 @@ from builders import (
     write_survey,
     xlsx_to_xls,
 )
+
 from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, FILE_UNREADABLE, ingest_surveys
 from pipeline.io.survey import UnreadableWorkbook, read_survey
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from builders import SheetSpec, household, make_id, member, write_survey
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from builders import SheetSpec, household, make_id, member, write_survey
-from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.rules.ids import check_char, repair_id
+from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.sample.generator import ANSWER_KEY, generate
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -327,8 +327,8 @@ def test_mask_text_never_lets_an_id_through(area, born, seq, before, after):
     first17 = f"{area}{born:%Y%m%d}{seq:03d}"
     pid = first17 + check_char(first17)
     # a digit right beside it would make it part of a longer number, not an ID
-    assume(not before[-1:] in "0123456789" or not before)
-    assume(not after[:1] in "0123456789Xx" or not after)
+    assume(before[-1:] not in "0123456789" or not before)
+    assume(after[:1] not in "0123456789Xx" or not after)
     assert pid not in mask_text(before + pid + after)
     old = pid[:6] + pid[8:17]
     assert old not in mask_text(before + old + after)

@@ -133,8 +133,9 @@ def test_offline_page_needs_nothing_from_the_network_and_keeps_its_content():
 
 
 def test_validation_frames_hold_no_id_and_no_name():
-    from pipeline.checks.expectations import MEMBERS, check_character_ok, validation_frame
     from builders import make_id
+
+    from pipeline.checks.expectations import MEMBERS, check_character_ok, validation_frame
 
     good = make_id("19800101", 123)
     con = duckdb.connect()

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from builders import SheetSpec, default_village, household, make_id, member, write_registry, write_survey, write_villages
-from pipeline.runner import INSTANCE_TEMPLATE
+
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE
 from pipeline.io.survey import MAX_FILE_BYTES
+from pipeline.runner import INSTANCE_TEMPLATE
 
 PROJECT = Path(__file__).resolve().parent.parent
 HUITOUKAN = Path(sys.executable).parent / "huitoukan"
@@ -229,7 +229,7 @@ for key, path, reader in json.loads(sys.argv[1]):
     out["seconds"] = time.perf_counter() - started
     out["grew_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
     print(json.dumps(out, ensure_ascii=False), flush=True)
-""" % (MEMORY_LIMIT, MEMORY_LIMIT)
+""" % (MEMORY_LIMIT, MEMORY_LIMIT)  # noqa: UP031 (the script holds braces)
 
 
 def read_bounded(cases: list[tuple[str, Path, str]]) -> dict[str, dict]:
@@ -403,14 +403,13 @@ class FaultyRun:
 
 @pytest.fixture(scope="module")
 def faulty_run(tmp_path_factory) -> FaultyRun:
-    from pipeline import runner
-    from pipeline.resources import build_resources
+    from conftest import run_district
 
     root = tmp_path_factory.mktemp("faulty")
     raw, warehouse, reports = root / "raw", root / "w.duckdb", root / "reports"
     build_faulty_root(raw, root)
     peak = [resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    result = runner.run_pipeline(build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports))
+    warehouse, reports, result = run_district(raw, root)
     grew = max(resource.getrusage(who).ru_maxrss - before
                for who, before in zip((resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN), peak))
     return FaultyRun(raw, warehouse, reports, result, grew // 1024)
@@ -628,7 +627,7 @@ elif point == "report":
 
 from pipeline.cli import main
 sys.exit(main(sys.argv[1:]))
-""" % PAUSE_TIMEOUT
+""" % PAUSE_TIMEOUT  # noqa: UP031 (the script holds braces)
 
 
 KILLED = pytest.mark.integration

@@ -7,25 +7,25 @@ the tests need no order and may be spread over workers (each worker then builds 
 
 import hashlib
 import json
-import re
 import os
+import re
 import shutil
 import stat
-import time
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-
 from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
-from conftest import read_detail
+from conftest import read_detail, run_district
+from fakes import FakeGreatExpectations
+
 from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
-from pipeline.resources import build_resources
-from pipeline.runner import ensure_dagster_home
 from pipeline.readiness import PACKAGE_ASSETS, gate_reasons, input_files, package_files
+from pipeline.resources import build_resources
 from pipeline.rules.notices import ANNOUNCEMENT_FILE
+from pipeline.runner import ensure_dagster_home
 
 pytestmark = [pytest.mark.integration]
 
@@ -51,14 +51,16 @@ class World:
     def __init__(self, base: Path):
         self.base, self.raw = base, base / "raw"
         self.warehouse, self.reports = base / "warehouse.duckdb", base / "reports"
-        self.resources = build_resources(raw_dir=self.raw, warehouse=self.warehouse, reports_dir=self.reports)
+        # in memory: the Dagster bookkeeping of a SQLite instance is not what these tests are about
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = build_resources(raw_dir=self.raw, warehouse=self.warehouse, reports_dir=self.reports,
+                                         ge=FakeGreatExpectations())
 
     def run(self) -> None:
-        assert cli.main(["run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
-                         "--reports-dir", str(self.reports)]) == 0
+        run_district(self.raw, self.base, inst=self.instance)
 
     def sign(self, decision: str = "同意", comment: str = "", signer: str = SIGNER):
-        return runner.run_signoff(self.resources, signer, decision, comment)
+        return runner.run_signoff(self.resources, signer, decision, comment, inst=self.instance)
 
     @property
     def signed(self) -> Path:
@@ -139,7 +141,7 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
 
     job = build_defs(clean.resources).resolve_job_def("full_rebuild")
     result = job.execute_in_process(
-        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("progress")],
+        instance=clean.instance, asset_selection=[dg.AssetKey("progress")],
         run_config={"ops": {"progress": {"config": {"today": "2019-04-28"}}}})
     meta = result.asset_materializations_for_node("progress")[0].metadata
     assert meta["villages submitted"].value == "2/2"
@@ -302,7 +304,7 @@ def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
     from pipeline.definitions import build_defs
 
     build_defs(clean.resources).resolve_job_def("full_rebuild").execute_in_process(
-        instance=dg.DagsterInstance.get(), asset_selection=[dg.AssetKey("classification")])
+        instance=clean.instance, asset_selection=[dg.AssetKey("classification")])
     before = clean.packages()
     try:
         text = failure_text(clean.sign("同意"))
@@ -312,7 +314,7 @@ def test_refused_when_the_warehouse_was_rebuilt_after_the_drafts(clean):
         assert clean.log()[-1]["outcome"] == "refused"
     finally:  # the drafts again, for the tests that follow on this district
         build_defs(clean.resources).resolve_job_def("full_rebuild").execute_in_process(
-            instance=dg.DagsterInstance.get(),
+            instance=clean.instance,
             asset_selection=[dg.AssetKey(k) for k in PACKAGE_ASSETS])
 
 

@@ -3,8 +3,8 @@
 import os
 
 import duckdb
-
 from builders import SheetSpec, household, make_id, member, write_survey
+
 from pipeline.io.survey_store import update_store
 
 V1, V2 = "210505004201", "210505004202"

@@ -7,8 +7,8 @@ import pandas as pd
 
 from pipeline.io.excel import SUBDISTRICT_LABEL, Totals, summarize, write_sheets_workbook
 from pipeline.io.template import write_survey_template
-from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.layout import ANNEX1_FILE
+from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.rules.status import status_text_sql

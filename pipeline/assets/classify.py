@@ -13,7 +13,8 @@ GROUP = "classify"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "registry"])
-def household_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_status(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
     一般农户 — never what the survey declares."""
     with warehouse.build(context) as con:
@@ -24,7 +25,8 @@ def household_status(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])
-def household_guarantees(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_guarantees(context: dg.AssetExecutionContext,
+                         warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """两不愁三保障 failures and focus-group tags (重点人群) per household."""
     with warehouse.build(context) as con:
         run_sql(con, GUARANTEES_SQL, settings.get())
@@ -35,7 +37,8 @@ def household_guarantees(context: dg.AssetExecutionContext, warehouse: Warehouse
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
-def classification(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def classification(context: dg.AssetExecutionContext,
+                   warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
     附件4–6, and for a household that meets the condition of 附件2/3 but is left out, the reason.
     Households with an open blocking problem are held back (write–audit–publish)."""

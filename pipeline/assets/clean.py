@@ -12,7 +12,8 @@ GROUP = "clean"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks", "village_roster"])
-def households(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def households(context: dg.AssetExecutionContext,
+               warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭基本情况: one row per surveyed household, values normalized, amounts exact to the cent,
     with its 办事处 and 村 from the roster and its place in the village's file."""
     with warehouse.build(context) as con:
@@ -26,7 +27,8 @@ def households(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["survey_workbooks"])
-def members(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def members(context: dg.AssetExecutionContext,
+            warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """家庭成员情况: one row per surveyed person with the repaired ID, birth date, sex from the ID
     and age in whole years on the reference date."""
     with warehouse.build(context) as con:

@@ -9,7 +9,8 @@ from pipeline.rules.sqlutil import run_sql
 
 
 @dg.asset(group_name="income", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members"])
-def household_income(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def household_income(context: dg.AssetExecutionContext,
+                     warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Per household: 家庭人口 (member rows), transfers used, 家庭年纯收入 and 年人均纯收入 (exact;
     shown rounded half-up), and whether it is below the poverty, identification and monitoring
     lines (strict comparisons)."""

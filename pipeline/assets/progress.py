@@ -4,7 +4,6 @@ what is still open, and how many days are left to each deadline (reports/进度.
 
 import datetime as dt
 from pathlib import PurePosixPath
-from typing import Optional
 
 import dagster as dg
 import pandas as pd
@@ -26,7 +25,7 @@ DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 
 class ProgressConfig(dg.Config):
-    today: Optional[str] = Field(
+    today: str | None = Field(
         default=None, description="Count days left from this date (YYYY-MM-DD); empty: today's date.")
 
 

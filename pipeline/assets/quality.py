@@ -11,6 +11,7 @@ from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, 
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.problems import RULES
 from pipeline.rules.quality import OPEN_PROBLEMS_SQL, all_problems, relational_problems
+from pipeline.tables import EXCEPTIONS, OPEN_PROBLEMS, PROBLEMS
 
 SAMPLE = 10
 
@@ -43,7 +44,8 @@ def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
 @dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
-def data_problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
+def data_problems(context: dg.AssetExecutionContext,
+                  warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
     file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when
     exceptions.csv accepts it. An open blocking problem holds its household back from 附件2–6 until
@@ -53,16 +55,16 @@ def data_problems(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         relational = relational_problems(con, settings.get())
         frame = all_problems(cells, relational)
         con.execute("BEGIN")
-        replace_table(con, "problems", frame.astype({"row": "Int64"}))
+        replace_table(con, PROBLEMS, frame.astype({"row": "Int64"}))
         con.execute(OPEN_PROBLEMS_SQL)
         con.execute("COMMIT")
-        by_rule = con.execute("""SELECT rule, count(*) FILTER (WHERE NOT accepted), count(*) FILTER (WHERE accepted)
-                                 FROM open_problems GROUP BY 1""").fetchall()
-        blocking = con.execute("""SELECT village_code, file, sheet, row, "column", rule, value FROM open_problems
+        by_rule = con.execute(f"""SELECT rule, count(*) FILTER (WHERE NOT accepted), count(*) FILTER (WHERE accepted)
+                                 FROM {OPEN_PROBLEMS} GROUP BY 1""").fetchall()
+        blocking = con.execute(f"""SELECT village_code, file, sheet, row, "column", rule, value FROM {OPEN_PROBLEMS}
                                   WHERE blocking ORDER BY village_code, file, sheet, row""").df()
-        held_back = con.execute("SELECT count(DISTINCT hh_key) FROM open_problems WHERE blocking").fetchone()[0]
-        unmatched = con.execute("SELECT count(*) FROM exceptions WHERE problem_id NOT IN "
-                                "(SELECT problem_id FROM problems)").fetchone()[0]
+        held_back = con.execute(f"SELECT count(DISTINCT hh_key) FROM {OPEN_PROBLEMS} WHERE blocking").fetchone()[0]
+        unmatched = con.execute(f"SELECT count(*) FROM {EXCEPTIONS} WHERE problem_id NOT IN "
+                                f"(SELECT problem_id FROM {PROBLEMS})").fetchone()[0]
         n_exceptions = con.execute("SELECT count(*) FROM exceptions").fetchone()[0]
     order = {code: i for i, code in enumerate(RULES)}
     by_rule = sorted(by_rule, key=lambda r: order[r[0]])

@@ -2,20 +2,26 @@
 
 
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
-from pathlib import Path
-
-from pipeline.layout import DRAFT_DIR
 from pipeline.io.excel import summarize, write_annex_workbook, write_notice_workbook, write_sheets_workbook
+from pipeline.layout import DRAFT_DIR
 from pipeline.metadata import download_links, masked_sample
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import AMOUNT_COLUMNS, ANNEXES, TEXT_COLUMNS, Annex, annex_frame, annex_title
-from pipeline.rules.notices import (
-    FARMING_VILLAGES_SQL, FIRST, HOUSEHOLDS_PER_PAGE, NOTICE_SQL, NOTICE_SUFFIX, SECOND, notices,
-)
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
+from pipeline.rules.notices import (
+    FARMING_VILLAGES_SQL,
+    FIRST,
+    HOUSEHOLDS_PER_PAGE,
+    NOTICE_SQL,
+    NOTICE_SUFFIX,
+    SECOND,
+    notices,
+)
 from pipeline.rules.sqlutil import literals
 
 GROUP = "reports"

@@ -24,7 +24,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_sheets_workbook
+from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_notice_workbook, write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.privacy import mask_name, mask_text
 from pipeline.readiness import (
@@ -35,10 +35,9 @@ from pipeline.readiness import (
     office_now,
     package_files,
 )
-from pipeline.io.excel import write_notice_workbook
-from pipeline.rules.notices import ANNOUNCEMENT_FILE, HOUSEHOLDS_PER_PAGE, NOTICE_SQL, announcement
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.resources.warehouse import last_build
+from pipeline.rules.notices import ANNOUNCEMENT_FILE, HOUSEHOLDS_PER_PAGE, NOTICE_SQL, announcement
 from pipeline.settings import show_time
 
 LOG_FILE = "签字记录.jsonl"

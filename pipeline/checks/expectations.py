@@ -45,6 +45,7 @@ from pipeline.schema import (
     HOUSING_GRADES,
     INCOME_ITEMS,
     LABOR_SKILLS,
+    NO,
     POVERTY_CAUSES,
     RELATIONS,
     REVIEW_RESULTS,
@@ -52,7 +53,6 @@ from pipeline.schema import (
     SEXES,
     TRANSFER_SUB_ITEMS,
     WORK_STATUSES,
-    NO,
     YES,
 )
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from glob import escape as glob_escape
 import math
 import numbers
 import os
@@ -35,6 +34,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -128,8 +128,8 @@ MAX_COLUMN_WIDTH = WRAP_CAPS[0]
 WRAP_MIN_WIDTH = 12
 NEVER_WRAP_WIDTH = 20  # an ID (18), a 户编号 (14) or a phone number is never broken over lines
 HEADER_MIN_WIDTH = 8  # a longer header wraps onto two lines
-NARROW_TABLE_WIDTH = 130
-MIN_TITLE_SPAN = 40  # characters: narrower, a title would stand on more than three lines  # a narrow table is widened to its title, up to about one A4 width
+NARROW_TABLE_WIDTH = 130  # a narrow table is widened to its title, up to about one A4 width
+MIN_TITLE_SPAN = 40  # characters: narrower, a title would stand on more than three lines
 _WIDTH_SAMPLE = 2000
 _ZIP64_CELLS = 20_000_000  # above this many cells the package may pass 4 GB uncompressed
 
@@ -1020,7 +1020,7 @@ def _set_properties(wb: xlsxwriter.Workbook, record: Mapping[str, str], settings
                     generated_at: dt.datetime, title: str) -> None:
     created = generated_at
     if created.tzinfo is not None:
-        created = created.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        created = created.astimezone(dt.UTC).replace(tzinfo=None)
     wb.set_properties({
         "title": title,
         "subject": f"{settings.district_name}{settings.reference_date.year}年脱贫质量“回头看”",

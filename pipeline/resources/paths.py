@@ -11,7 +11,13 @@ from pipeline.layout import (
     DEFAULT_DOWNLOAD_URL,
     DEFAULT_RAW_DIR,
     DEFAULT_REPORTS_DIR,
-    ReportsTree,
+    DRAFT_DIR,
+    PROBLEMS_DIR,
+    PROGRESS_FILE,
+    PUBLIC_DIR,
+    QUALITY_DIR,
+    SIGNED_DIR,
+    TEMPLATE_DIR,
 )
 
 
@@ -50,36 +56,32 @@ class PathsResource(dg.ConfigurableResource):
         return Path(self.reports_dir)
 
     @property
-    def tree(self) -> ReportsTree:
-        return ReportsTree(self.reports)
-
-    @property
     def draft(self) -> Path:
-        return self.tree.draft
+        return self.reports / DRAFT_DIR
 
     @property
     def public(self) -> Path:
-        return self.tree.public
+        return self.reports / PUBLIC_DIR
 
     @property
     def problems(self) -> Path:
-        return self.tree.problems
+        return self.reports / PROBLEMS_DIR
 
     @property
     def quality(self) -> Path:
-        return self.tree.quality
+        return self.reports / QUALITY_DIR
 
     @property
     def signed(self) -> Path:
-        return self.tree.signed
+        return self.reports / SIGNED_DIR
 
     @property
     def template(self) -> Path:
-        return self.tree.template
+        return self.reports / TEMPLATE_DIR
 
     @property
     def progress(self) -> Path:
-        return self.tree.progress
+        return self.reports / PROGRESS_FILE
 
     def download_url(self, path: Path | str) -> str:
         return download_url(path, self.reports, self.download_base_url)

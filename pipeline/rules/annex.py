@@ -45,7 +45,8 @@ AMOUNT_COLUMNS = frozenset({
 
 CAUSES = next(c.codes for c in HOUSEHOLD_COLUMNS if c.label == "主要致贫原因")
 
-_HH_INCOME_COLUMNS = ("工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出", "家庭年纯收入", "年人均纯收入")
+_HH_INCOME_COLUMNS = ("工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出", "家庭年纯收入",
+                      "年人均纯收入")
 
 ANNEXES: dict[str, Annex] = {
     a.key: a

@@ -6,7 +6,7 @@ lists instead. A household that meets the income or 三保障 condition of 附�
 gets a 结论 naming the reason, for the 核查比对结果表.
 """
 
-from pipeline.rules.crosscheck import DOUBTS, HARD_EXCLUSIONS
+from pipeline.rules.crosscheck import HARD_EXCLUSIONS
 from pipeline.schema import HH_ORDINARY, HH_REGISTERED, HH_REMOVED, REVIEW_PASSED, YES
 
 _HARD = ", ".join(f"'{c}'" for c in HARD_EXCLUSIONS)

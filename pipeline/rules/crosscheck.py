@@ -27,7 +27,6 @@ import pandas as pd
 
 from pipeline.rules.income import floor_cents
 from pipeline.rules.status import status_text_sql
-from pipeline.tables import dept_table
 from pipeline.schema import (
     DEPARTMENTS,
     HH_REGISTERED,
@@ -37,6 +36,7 @@ from pipeline.schema import (
     YES,
     Department,
 )
+from pipeline.tables import dept_table
 
 HARD_EXCLUSIONS = {"X1": "工商", "X2": "商品房", "X3": "车辆", "X4": "个税"}
 DOUBTS = {"D1": "务工", "D2": "疾病", "D3": "残疾", "D4": "学籍", "D5": "收入"}

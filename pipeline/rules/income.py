@@ -10,6 +10,7 @@ value never contradicts a strict comparison (no household below 5000 shows 5000.
 
 from pipeline.schema import INCOME_ITEMS, TRANSFER_SUB_ITEMS
 
+
 def floor_cents(cents: str, size: str) -> str:
     """floor(cents / size) in integers (DuckDB's ``//`` truncates toward zero)."""
     return (f"(CASE WHEN {cents} >= 0 THEN {cents} // {size} "

@@ -284,20 +284,20 @@ class Extracts:
         def not_working(p):
             return p.work == S.NOT_WORKING and p.school == "非在校生"
 
-        for k in range(c(4, 3)):
+        for _ in range(c(4, 3)):
             hh = pick(hit_pools(), lambda h: adult(h, 20, 59, not_working))
             if hh:
                 p = adult(hh, 20, 59, not_working)
                 self.hrss(p, EMPLOYEE_PENSION, dt.date(year - 1, 3, 1), dt.date(year, 10, 1), rng)
                 self._intent("D1", "hit", hh, p, "企业职工养老 2017-03..2018-10，调查为未务工")
-        for k in range(c(2, 1)):
+        for _ in range(c(2, 1)):
             hh = pick(hit_pools(), lambda h: adult(h, 20, 59, lambda p: p.work != S.NOT_WORKING) and h.net > 0)
             if hh:
                 p = adult(hh, 20, 59, lambda p: p.work != S.NOT_WORKING)
                 hh.force_zero_wage = True
                 self.hrss(p, EMPLOYEE_PENSION, dt.date(year, 1, 1), dt.date(year, 12, 1), rng)
                 self._intent("D1", "hit", hh, p, "企业职工养老 2018，工资性收入为0")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 20, 59, lambda p: p.work != S.NOT_WORKING) and h.net >= 300000)
             if hh:
                 p = adult(hh, 20, 59, lambda p: p.work != S.NOT_WORKING)
@@ -315,7 +315,7 @@ class Extracts:
                 self._intent("D1", "decoy", hh, p, f"{kind} {start:%Y-%m}..{end:%Y-%m}，未务工")
 
         # ---- D2 疾病 ----
-        for k in range(c(3, 2)):
+        for _ in range(c(3, 2)):
             hh = pick(hit_pools(), lambda h: adult(h, 30, 80))
             if hh:
                 p = adult(hh, 30, 80)
@@ -323,27 +323,27 @@ class Extracts:
                     p.health = ["患有大病"] + [x for x in p.health if x not in S.SERIOUS_HEALTH]
                 p.flag("no_med")
                 self._intent("D2", "hit", hh, p, "自报患有大病，无医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(hit_pools(), lambda h: bool(h.main_cause) and not any(
                 x in S.SERIOUS_HEALTH for m in h.linked() for x in m.health))
             if hh:
                 hh.main_cause = "因病"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因病")
                 self._intent("D2", "hit", hh, None, "主要致贫原因因病，无成员有医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 30, 80))
             if hh:
                 p = adult(hh, 30, 80)
                 if not any(x in S.SERIOUS_HEALTH for x in p.health):
                     p.health = ["长期慢性病"] + p.health
                 self._intent("D2", "decoy", hh, p, "自报长期慢性病，有医保认定")
-        for k in range(c(2, 2)):
+        for _ in range(c(2, 2)):
             hh = pick(decoy_pools(), lambda h: adult(h, 18, 80, lambda p: not p.health))
             if hh:
                 p = adult(hh, 18, 80, lambda p: not p.health)
                 p.flag("med_extra")
                 self._intent("D2", "decoy", hh, p, "有医保认定，未自报疾病")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: bool(h.main_cause) and any(
                 x in S.SERIOUS_HEALTH for m in h.linked() for x in m.health))
             if hh:
@@ -359,7 +359,7 @@ class Extracts:
                 p.dis_grade = rng.choice(S.DISABILITY_GRADES)
                 p.health = [x for x in p.health if x != "残疾"] + ["残疾"]
 
-        for k, flag in enumerate(["none", "cancelled", "grade", "type"] * c(1, 1)):
+        for flag in ["none", "cancelled", "grade", "type"] * c(1, 1):
             hh = pick(hit_pools(), lambda h: adult(h, 18, 80))
             if hh:
                 p = adult(hh, 18, 80)
@@ -368,7 +368,7 @@ class Extracts:
                 what = {"none": "持证残疾无残联记录", "cancelled": "残联记录已注销", "grade": "残联记录等级不同",
                         "type": "残联记录类别不同"}[flag]
                 self._intent("D3", "hit", hh, p, what)
-        for k, flag in enumerate(["match", "extra", "old_cancelled"] * c(1, 1)):
+        for flag in ["match", "extra", "old_cancelled"] * c(1, 1):
             pred = (lambda p: not p.disabled) if flag == "extra" else (lambda p: True)
             hh = pick(decoy_pools(), lambda h: adult(h, 18, 80, pred))
             if hh:
@@ -387,26 +387,26 @@ class Extracts:
         def out_of_school_young(p):
             return p.school == "非在校生" and 18 <= p.age <= 24
 
-        for k, flag in enumerate(["none", "suspended"] * c(1, 1)):
+        for flag in ["none", "suspended"] * c(1, 1):
             hh = pick(hit_pools(), lambda h: any(pupil(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if pupil(m))
                 p.flag("edu", flag)
                 self._intent("D4", "hit", hh, p, "在校生无在读学籍" if flag == "none" else "学籍为休学，无在读")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(hit_pools(), lambda h: any(out_of_school_young(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if out_of_school_young(m))
                 p.flag("edu", "reading")
                 self._intent("D4", "hit", hh, p, "学籍在读，调查为非在校生")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(hit_pools(), lambda h: bool(h.main_cause) and not any(
                 m.school not in S.NOT_IN_SCHOOL for m in h.linked()))
             if hh:
                 hh.main_cause = "因学"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因学")
                 self._intent("D4", "hit", hh, None, "主要致贫原因因学，无成员在读")
-        for k, flag in enumerate(["graduated", "dropped"] * c(1, 1)):
+        for flag in ["graduated", "dropped"] * c(1, 1):
             if flag == "graduated":
                 pred = out_of_school_young
             else:
@@ -418,13 +418,13 @@ class Extracts:
                 p.flag("edu", flag)
                 self._intent("D4", "decoy", hh, p, "学籍毕业，调查为非在校生" if flag == "graduated"
                              else "学籍辍学，调查为非在校生")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: bool(h.main_cause) and any(pupil(m) for m in h.linked()))
             if hh:
                 hh.main_cause = "因学"
                 hh.other_causes = tuple(x for x in hh.other_causes if x != "因学")
                 self._intent("D4", "decoy", hh, None, "主要致贫原因因学，有成员在读")
-        for k in range(c(1, 1)):
+        for _ in range(c(1, 1)):
             hh = pick(decoy_pools(), lambda h: any(pupil(m) for m in h.linked()))
             if hh:
                 p = next(m for m in hh.linked() if pupil(m))
@@ -432,7 +432,6 @@ class Extracts:
 
         # ---- D5 收入 ----
         line = st.monitoring_line
-        tol = st.recheck_tolerance
 
         def pc_of(hh):
             return Decimal(hh.net) / 100 / len(hh.linked())
