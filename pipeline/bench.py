@@ -46,7 +46,9 @@ def child_run(raw: str, warehouse: str, reports: str) -> dict:
     groups = {}
     for asset in all_assets:
         for key in asset.keys:
-            groups[asset.node_def.name] = asset.group_names_by_key[key]
+            # group "step2_clean" -> stage "clean"; "step1_inputs" -> "ingest"
+            stage = asset.group_names_by_key[key].split("_", 1)[-1]
+            groups[asset.node_def.name] = {"inputs": "ingest", "village_intake": "ingest"}.get(stage, stage)
     for check in asset_checks:  # Great Expectations and the audits of the published tables
         groups[check.node_def.name] = "quality"
     stages: dict[str, float] = {}

@@ -26,6 +26,7 @@ from pipeline.assets import (
     quality,
     reports,
     signoff,
+    signoff_readiness,
 )
 from pipeline.checks.asset_checks import asset_checks
 from pipeline.jobs import ALL_JOBS
@@ -34,7 +35,7 @@ from pipeline.schedules import ALL_SCHEDULES
 from pipeline.sensors import ALL_SENSORS
 
 ASSET_MODULES = (ingest, clean, income, crosscheck, quality, problem_lists, classify, annex1, progress, intake,
-                 signoff)
+                 signoff_readiness, signoff)
 
 all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_assets,
               *reports.crosscheck_report_assets]

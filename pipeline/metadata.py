@@ -21,14 +21,15 @@ PHONE_COLUMNS = frozenset({"联系电话", "phone"})
 # Free text may hold anything a village typed (a name, an address): never sampled.
 FREE_TEXT_COLUMNS = frozenset({"备注", "note", "意见", "comment"})
 SAMPLE_ROWS = 3
+DOWNLOAD = "下载（download）"
 
 
 def download_links(paths, *files: Path) -> dict[str, dg.MetadataValue]:
     """``download`` (the file server's link) and ``path`` for one file, or one link per file."""
     if len(files) == 1:
-        return {"download": dg.MetadataValue.url(paths.download_url(files[0])),
-                "path": dg.MetadataValue.path(str(Path(files[0]).resolve()))}
-    return {f"download {Path(f).name}": dg.MetadataValue.url(paths.download_url(f)) for f in files}
+        return {DOWNLOAD: dg.MetadataValue.url(paths.download_url(files[0])),
+                "路径（path）": dg.MetadataValue.path(str(Path(files[0]).resolve()))}
+    return {f"下载 {Path(f).name}（download）": dg.MetadataValue.url(paths.download_url(f)) for f in files}
 
 
 def _mask(column: str, value: object) -> str:
@@ -49,7 +50,7 @@ def masked_sample(frame: pd.DataFrame, n: int = SAMPLE_ROWS, columns: list[str] 
     columns = [c for c in (columns or list(frame.columns))
                if not str(c).startswith("_") and c not in FREE_TEXT_COLUMNS]
     if frame.empty or not columns:
-        return dg.MetadataValue.md("(no rows)")
+        return dg.MetadataValue.md("（无）")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.head(n).iterrows():
         cells = [_mask(c, row[c]).replace("|", "/").replace("\n", " ") for c in columns]

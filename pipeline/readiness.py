@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from pipeline.io.inputs import FILE_READ, list_files
+from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, list_files
 from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
+from pipeline.privacy import mask_text
 from pipeline.rules.annex import ANNEXES
 from pipeline.rules.notices import FIRST, NOTICE_SUFFIX, SECOND
 from pipeline.rules.sqlutil import table_exists
@@ -25,7 +26,7 @@ from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
 from pipeline.settings import TIME_FORMAT
 from pipeline.tables import DEPARTMENT_RETURNS, OPEN_PROBLEMS, SURVEY_FILES, VILLAGE_SUBMISSIONS, VILLAGES
 
-OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the district office's clock (schedules, signatures)
+OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the default of Settings.timezone (schedules are fixed to it)
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,32 @@ def package_files(reports: Path) -> list[PackageFile]:
               for p in found)]
 
 
-def office_now() -> dt.datetime:
-    return dt.datetime.now(OFFICE_TZ).replace(microsecond=0)
+def office_tz() -> ZoneInfo:
+    """The time zone of every time shown to people: ``Settings.timezone`` (settings file or
+    default); Asia/Shanghai if the settings cannot be read (the run reports that elsewhere)."""
+    from pipeline.settings import load_settings
+
+    try:
+        return load_settings().tz
+    except Exception:
+        return OFFICE_TZ
 
 
-def local_time(timestamp: float | None) -> str:
+def office_now(tz: ZoneInfo | None = None) -> dt.datetime:
+    """Now on the office's clock (aware), to the second."""
+    return dt.datetime.now(tz or office_tz()).replace(microsecond=0)
+
+
+def office_stamp(tz: ZoneInfo | None = None) -> dt.datetime:
+    """Now on the office's clock without its zone: the 生成时间 written into workbooks."""
+    return office_now(tz).replace(tzinfo=None)
+
+
+def local_time(timestamp: float | None, tz: ZoneInfo | None = None) -> str:
+    """A file time (seconds since the epoch) as the office reads it: 2019-04-28 09:30:00."""
     if timestamp is None or pd.isna(timestamp):
         return ""
-    return dt.datetime.fromtimestamp(float(timestamp), OFFICE_TZ).strftime(TIME_FORMAT)
+    return dt.datetime.fromtimestamp(float(timestamp), tz or office_tz()).strftime(TIME_FORMAT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,6 +181,44 @@ def village_status(con) -> pd.DataFrame:
     return frame
 
 
+SUPERSEDED_COLUMNS = ("办事处", "村代码", "村名称", "被替代的文件", "其报送时间", "替代它的文件", "替代文件报送时间")
+
+
+def superseded_files(con, tz=None) -> pd.DataFrame:
+    """Every workbook a newer one of the same village replaced: the file, when it was submitted,
+    and the file (and time) that replaced it — one row per superseded file, by village."""
+    if con is None or not table_exists(con, SURVEY_FILES):
+        return pd.DataFrame(columns=list(SUPERSEDED_COLUMNS))
+    villages = "LEFT JOIN villages v USING (village_code)" if table_exists(con, VILLAGES) else ""
+    names = "v.subdistrict_name, v.village_name" if villages else "NULL, NULL"
+    frame = con.execute(f"""
+        SELECT {names}, o.village_code, o.file, o.mtime, n.file AS new_file, n.mtime AS new_mtime
+        FROM survey_files o
+        JOIN (SELECT village_code, arg_max(file, mtime) AS file, max(mtime) AS mtime FROM survey_files
+              WHERE status = '{FILE_READ}' GROUP BY village_code) n USING (village_code)
+        {villages}
+        WHERE o.status = '{FILE_SUPERSEDED}'
+        ORDER BY o.village_code, o.mtime, o.file""").df()
+    frame.columns = ["subdistrict_name", "village_name", "village_code", "file", "mtime", "new_file", "new_mtime"]
+    return pd.DataFrame({
+        "办事处": frame["subdistrict_name"].fillna(""), "村代码": frame["village_code"],
+        "村名称": frame["village_name"].fillna(""), "被替代的文件": frame["file"],
+        "其报送时间": frame["mtime"].map(lambda t: local_time(t, tz)), "替代它的文件": frame["new_file"],
+        "替代文件报送时间": frame["new_mtime"].map(lambda t: local_time(t, tz)),
+    }, columns=list(SUPERSEDED_COLUMNS))
+
+
+def superseded_markdown(frame: pd.DataFrame, columns=SUPERSEDED_COLUMNS) -> str:
+    """The superseded files as a Markdown table (file names are the villages' own, not personal)."""
+    if frame.empty:
+        return "（没有被替代的文件）"
+    columns = list(columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(mask_text(str(v)).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)
+
+
 def problem_counts(con) -> pd.DataFrame:
     if not table_exists(con, OPEN_PROBLEMS):
         return pd.DataFrame({"village_code": pd.Series(dtype=str), "blocking": pd.Series(dtype=int),
@@ -241,6 +298,95 @@ def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] |
         reasons.append("、".join(older_than_build) + f"草稿早于数据仓库的最近一次构建（{last_build[0]}，"
                        f"{local_time(last_build[1])}）：请重新运行 full_rebuild")
     return reasons
+
+
+# --------------------------------------------------------------------------------------------
+# 签字条件: the gate as a table, one row per condition of outputs.md
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of the sign-off (outputs.md, 签字): met or not, how many, and who."""
+
+    label: str  # 条件
+    met: bool
+    count: str  # e.g. "0 个", "2/3"
+    concerned: tuple[str, ...] = ()  # villages, departments or drafts, Markdown (links allowed)
+
+
+MET, NOT_MET = "【满足】", "【未满足】"  # plain text: every font of an office PC has it
+MAX_CONCERNED = 20  # names listed in one cell; the rest are counted
+
+
+def signoff_conditions(con, root: Path, reports: Path, last_build: tuple[str, float] | None,
+                       problem_link=None, tz=None) -> list[Condition]:
+    """The four conditions of the sign-off, each met or not, with counts and who is concerned.
+    ``problem_link(village row) -> url`` links a village to its 问题清单 (None: no links)."""
+    if con is None or not table_exists(con, VILLAGES) or not table_exists(con, SURVEY_FILES):
+        return [Condition("数据仓库已有全区数据（warehouse built）", False, "0",
+                          ("请先运行 full_rebuild（物化全部资产）",))]
+    villages = village_status(con)
+    by_code = {v.village_code: v for v in villages.itertuples()}
+
+    def village_cell(code: str, extra: str = "") -> str:
+        v = by_code.get(code)
+        name = f"{v.subdistrict_name}{v.village_name}" if v is not None else (code or "全区")
+        text = f"{name}{extra}"
+        url = problem_link(v) if (problem_link and v is not None) else None
+        return f"[{text}]({url})" if url else text
+
+    blocking = open_blocking(con)
+    per_village = blocking["village_code"].fillna("").value_counts().sort_index()
+    problems = Condition(
+        "没有未解决的“必须修改”问题（no open blocking problem）", len(blocking) == 0, f"{len(blocking)} 个",
+        tuple(village_cell(code, f"（{n}个）") for code, n in per_village.items()))
+
+    farming = villages[villages["farming"]]
+    missing = farming[~farming["submitted"]]
+    submitted = Condition(
+        "涉农村均已报送入户调查表（every 涉农 village submitted）", missing.empty,
+        f"已报送 {len(farming) - len(missing)}/{len(farming)}",
+        tuple(village_cell(code) for code in missing["village_code"]))
+
+    departments = department_status(con, root)
+    absent = departments[~departments["returned"]]
+    returned = Condition(
+        "各部门均已反馈比对数据（every department returned）", absent.empty,
+        f"已反馈 {len(departments) - len(absent)}/{len(departments)}",
+        tuple(f"{d.name}（{d.folder}）" for d in absent.itertuples()))
+
+    newest = newest_input(root)
+    stale = []
+    for item in PACKAGE_FILES:
+        path = Path(reports) / item.relative
+        if not path.exists():
+            stale.append(f"{item.label}：缺少")
+            continue
+        made = path.stat().st_mtime
+        if newest is not None and made < newest[1]:
+            stale.append(f"{item.label}：早于输入文件（{local_time(newest[1], tz)}）")
+        elif last_build is not None and made < last_build[1]:
+            stale.append(f"{item.label}：早于最近一次构建（{local_time(last_build[1], tz)}）")
+    drafts = Condition(
+        "附件草稿齐全且不早于输入（drafts complete and up to date）", not stale,
+        f"最新 {len(PACKAGE_FILES) - len(stale)}/{len(PACKAGE_FILES)}", tuple(stale))
+    return [problems, submitted, returned, drafts]
+
+
+def conditions_markdown(conditions: list[Condition]) -> str:
+    """The 签字条件 table (Markdown), as the UI shows it."""
+    lines = ["| 签字条件 | 是否满足 | 数量 | 涉及（村、部门或草稿） |", "|---|---|---|---|"]
+    for c in conditions:
+        shown = list(c.concerned[:MAX_CONCERNED])
+        if len(c.concerned) > MAX_CONCERNED:
+            shown.append(f"……等 {len(c.concerned)} 项")
+        cell = "、".join(shown).replace("|", "/") or "—"
+        lines.append(f"| {c.label} | {MET if c.met else NOT_MET} | {c.count} | {cell} |")
+    met = sum(c.met for c in conditions)
+    verdict = "**可以签字**（all conditions met）" if met == len(conditions) else \
+        f"**暂不能签字**：{len(conditions) - met} 个条件未满足（not ready to sign）"
+    return verdict + "\n\n" + "\n".join(lines)
 
 
 def git_commit(repo: Path | None = None) -> dict[str, object] | None:

@@ -20,7 +20,7 @@ LEVELS: list[tuple[int, tuple[str, ...]]] = [
     (1, ("pipeline.rules",)),
     (2, ("pipeline.io", "pipeline.sample")),
     (3, ("pipeline.checks.expectations", "pipeline.checks.ge_worker", "pipeline.checks.datadocs",
-         "pipeline.readiness", "pipeline.summary", "pipeline.fileserver")),
+         "pipeline.readiness", "pipeline.summary", "pipeline.fileserver", "pipeline.charts")),
     (4, ("pipeline.resources", "pipeline.metadata", "pipeline.partitions")),
     (5, ("pipeline.assets", "pipeline.checks")),
     (6, ("pipeline.jobs", "pipeline.sensors", "pipeline.schedules")),

@@ -517,7 +517,7 @@ def test_accepted_problem_shows_as_accepted_in_list_summary_and_metadata(accepte
     row = next(r for r in summary if r["村代码"] == C)
     assert row["已接受"] == 2 and row["必须修改（待修改）"] == 1  # the person shared with B (B3) stays open
     check = run2.checks()[("data_problems", "no_open_blocking_problems")]
-    assert check.metadata["accepted (已接受)"].value == 2
+    assert check.metadata["已接受（accepted）"].value == 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -636,13 +636,13 @@ def test_failing_expectation_carries_count_and_masked_sample(first):
 
     ev = first.checks()[("members", "person_id_valid")]
     assert not ev.passed and ev.severity == dg.AssetCheckSeverity.WARN
-    assert ev.metadata["failing count"].value == 2  # the B1 and B2 members
-    sample = ev.metadata["sample (masked)"].value
+    assert ev.metadata["不通过的行数（failing count）"].value == 2  # the B1 and B2 members
+    sample = ev.metadata["示例（已遮盖，masked sample）"].value
     assert B in sample and "（无效或未填）" in sample
     assert not re.search(r"\d{17}[\dXx]", sample)
     ev = first.checks()[("members", "sex_matches_id")]
-    assert ev.metadata["failing count"].value == 1
-    assert re.search(r"\| [\u4e00-\u9fff]\*+ \| \d{6}\*{8}\d{3}[\dX] \|", ev.metadata["sample (masked)"].value)
+    assert ev.metadata["不通过的行数（failing count）"].value == 1
+    assert re.search(r"\| [\u4e00-\u9fff]\*+ \| \d{6}\*{8}\d{3}[\dX] \|", ev.metadata["示例（已遮盖，masked sample）"].value)
 
 
 def test_blocking_checks_pass_and_data_checks_warn(first):

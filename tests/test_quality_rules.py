@@ -155,7 +155,7 @@ def test_validation_frames_hold_no_id_and_no_name():
     text = frame.to_csv()
     assert good not in text and "王建国" not in text and "person_id" not in frame.columns
     assert bool(frame["person_id_check_ok"].iloc[0]) and pd.isna(frame["person_id_check_ok"].iloc[1])
-    assert frame["person_id_shape"].iloc[0] == "9" * 17 + ("X" if good.endswith("X") else "9")
+    assert frame["person_id_form"].iloc[0] == "9" * 17 + ("X" if good.endswith("X") else "9")
     assert frame["person_id_token"].iloc[0] and len(frame["person_id_token"].iloc[0]) == 16
     assert list(frame["linked"]) == [True, True]
     assert check_character_ok(good) and not check_character_ok(good[:17] + ("0" if good[17] != "0" else "1"))

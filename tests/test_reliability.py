@@ -437,7 +437,7 @@ def test_each_unreadable_survey_is_reported_with_path_and_reason(faulty_run):
         status, reason = files[f"surveys/坏文件/{name}"]
         assert status == FILE_UNREADABLE and word in reason, (name, reason)
     metadata = faulty_run.result.asset_materializations_for_node("survey_workbooks")[-1].metadata
-    listed = metadata["unreadable"].value
+    listed = metadata["无法读取的文件（unreadable）"].value
     for name in BAD_SURVEYS:
         assert f"surveys/坏文件/{name}" in listed
 
@@ -468,8 +468,8 @@ def test_unreadable_department_and_registry_files_are_reported(faulty_run):
     files, rows, errors, detail = returns["market"]
     assert (files, rows, errors) == (1, 0, 1) and "压缩炸弹" in detail
     registry = faulty_run.result.asset_materializations_for_node("registry")[-1].metadata
-    assert "registry/炸弹.xlsx" in registry["unreadable files"].value
-    assert "压缩炸弹" in registry["unreadable files"].value
+    assert "registry/炸弹.xlsx" in registry["无法读取的文件（unreadable files）"].value
+    assert "压缩炸弹" in registry["无法读取的文件（unreadable files）"].value
 
 
 # ============================================================================================
@@ -521,7 +521,7 @@ def test_a_copy_that_stalled_half_way_is_read_once_complete(tmp_path):
 # What DuckDB or Dagster say when two writers meet: never shown to the user.
 LOCK_ERRORS = ("Traceback", "IOException", "Could not set lock", "Conflicting lock", "database is locked")
 # Columns that record when something happened, not what: they differ between any two runs.
-VOLATILE_COLUMNS = {"read_at"}
+VOLATILE_COLUMNS = {"read_at", "built_at", "run_id"}  # asset_builds: when, not what
 
 
 def warehouse_snapshot(path: Path) -> dict[str, str]:

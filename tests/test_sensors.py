@@ -5,12 +5,12 @@ import time
 
 import dagster as dg
 import pytest
-
 from builders import SheetSpec, default_village, household, make_id, member, write_survey, write_villages
+
 from pipeline import sensors
 from pipeline.io import inputs
-from pipeline.jobs import full_rebuild, signoff_job, village_intake
-from pipeline.partitions import VILLAGES
+from pipeline.jobs import full_rebuild, signoff_job, survey_rebuild
+from pipeline.partitions import VILLAGES, village_code
 from pipeline.resources import PathsResource, WarehouseResource
 from pipeline.schedules import nightly_rebuild
 
@@ -31,32 +31,47 @@ def age(path, seconds=600):
     os.utime(path, (t, t))
 
 
-def tick(sensor, root, cursor=None, instance=None):
+def tick(sensor, root, cursor=None, instance=None, warehouse=None):
     context = dg.build_sensor_context(cursor=cursor, instance=instance or dg.DagsterInstance.ephemeral(),
-                                      resources={"paths": PathsResource(raw_dir=str(root), reports_dir=str(root))})
+                                      resources={"paths": PathsResource(raw_dir=str(root), reports_dir=str(root)),
+                                                 "warehouse": WarehouseResource(
+                                                     database=str(warehouse or root / "none.duckdb"))})
     return sensor(context)
 
 
-def intake_requests(result):
-    return [r for r in result.run_requests if r.job_name == village_intake.name]
-
-
 def rebuild_requests(result):
-    return [r for r in result.run_requests if r.job_name == full_rebuild.name]
+    return [r for r in getattr(result, "run_requests", None) or [] if r.job_name in (full_rebuild.name, survey_rebuild.name)]
 
 
-def test_new_file_adds_the_partition_and_requests_its_run(tmp_path):
+def added(result) -> list[str]:
+    return [k for r in getattr(result, "dynamic_partitions_requests", None) or [] for k in r.partition_keys]
+
+
+def warehouse_that_read(path_db, root, *files):
+    """A warehouse whose reader's cache holds these files as they are now (as a CLI run leaves it)."""
+    import duckdb
+
+    con = duckdb.connect(str(path_db))
+    con.execute("CREATE TABLE cache_survey_files (file VARCHAR, village_code VARCHAR, mtime DOUBLE, size BIGINT)")
+    for f in files:
+        st = f.stat()
+        con.execute("INSERT INTO cache_survey_files VALUES (?, ?, ?, ?)",
+                    [f.relative_to(root).as_posix(), V1, st.st_mtime, st.st_size])
+    con.close()
+    return path_db
+
+
+def test_new_file_adds_the_named_partition_and_requests_one_rebuild(tmp_path):
+    write_villages(tmp_path, [default_village(V1)])
     path = survey(tmp_path, "财神庙村.xlsx")
     age(path)
     result = tick(sensors.survey_sensor, tmp_path)
     assert isinstance(result, dg.SensorResult)
-    [request] = intake_requests(result)
-    assert request.partition_key == V1
+    [request] = result.run_requests
+    assert request.job_name == survey_rebuild.name and request.tags[sensors.TRIGGER_TAG] == "survey_sensor"
+    [key] = added(result)
+    assert key.startswith(V1 + "_") and village_code(key) == V1  # 村代码_村名称
     version = sensors.file_version(path)
-    assert version in request.run_key and "surveys/思山岭街道/财神庙村.xlsx" in request.run_key
-    [add] = result.dynamic_partitions_requests
-    assert add.partitions_def_name == VILLAGES and list(add.partition_keys) == [V1]
-    assert len(rebuild_requests(result)) == 1  # the district tables follow
     assert sensors.load_cursor(result.cursor) == {
         "surveys/思山岭街道/财神庙村.xlsx": {"version": version, "village": V1}}
 
@@ -67,17 +82,32 @@ def test_unchanged_file_is_not_handled_again(tmp_path, monkeypatch):
     peeked = []
     monkeypatch.setattr(sensors, "peek_village_code", lambda p: peeked.append(p) or V1)
     second = tick(sensors.survey_sensor, tmp_path, cursor=first.cursor)
-    assert isinstance(second, dg.SkipReason)
+    assert not rebuild_requests(second)
     assert peeked == []  # not even opened
 
 
-def test_known_partition_is_not_added_again(tmp_path):
-    age(survey(tmp_path, "财神庙村.xlsx"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(VILLAGES, [V1])
-    result = tick(sensors.survey_sensor, tmp_path, instance=instance)
-    assert result.dynamic_partitions_requests == []
-    assert [r.partition_key for r in intake_requests(result)] == [V1]
+def test_a_file_the_warehouse_has_read_starts_nothing_on_a_first_start(tmp_path, monkeypatch):
+    """After ``huitoukan run`` the UI's first tick (empty cursor) starts no run."""
+    path = survey(tmp_path, "财神庙村.xlsx")
+    age(path)
+    db = warehouse_that_read(tmp_path / "w.duckdb", tmp_path, path)
+    peeked = []
+    monkeypatch.setattr(sensors, "peek_village_code", lambda p: peeked.append(p) or V1)
+    result = tick(sensors.survey_sensor, tmp_path, warehouse=db)
+    assert rebuild_requests(result) == [] and peeked == []
+    survey(tmp_path, "财神庙村.xlsx", heads=2, seed=41)  # a new version of the same file: it is new
+    age(path, 60)
+    assert len(rebuild_requests(tick(sensors.survey_sensor, tmp_path, warehouse=db))) == 1
+
+
+def test_many_new_files_give_one_rebuild(tmp_path):
+    for i in range(25):
+        age(survey(tmp_path, f"村{i:02d}.xlsx", village=f"2105050042{i:02d}", seed=100 + 2 * i), 1000 - i)
+    first = tick(sensors.survey_sensor, tmp_path)
+    assert len(first.run_requests) == 1
+    assert len(added(first)) == 25
+    assert len(sensors.load_cursor(first.cursor)) == 25
+    assert not rebuild_requests(tick(sensors.survey_sensor, tmp_path, cursor=first.cursor))
 
 
 def test_resubmission_under_the_same_name_is_handled(tmp_path):
@@ -87,26 +117,9 @@ def test_resubmission_under_the_same_name_is_handled(tmp_path):
     survey(tmp_path, "财神庙村.xlsx", heads=3, seed=41)  # corrected workbook, same name
     age(path, 300)
     second = tick(sensors.survey_sensor, tmp_path, cursor=first.cursor)
-    [request] = intake_requests(second)
-    assert request.partition_key == V1
-    assert request.run_key != intake_requests(first)[0].run_key
-    assert sensors.file_version(path) in request.run_key
+    [request] = rebuild_requests(second)
+    assert request.run_key != rebuild_requests(first)[0].run_key
     assert sensors.load_cursor(second.cursor)["surveys/思山岭街道/财神庙村.xlsx"]["version"] == sensors.file_version(path)
-
-
-def test_many_files_are_capped_per_tick_and_the_rest_follow(tmp_path):
-    n = sensors.MAX_FILES_PER_TICK + 5
-    for i in range(n):
-        age(survey(tmp_path, f"村{i:02d}.xlsx", village=f"2105050042{i:02d}", seed=100 + 2 * i), 1000 - i)
-    first = tick(sensors.survey_sensor, tmp_path)
-    assert len(intake_requests(first)) == sensors.MAX_FILES_PER_TICK
-    assert len(sensors.load_cursor(first.cursor)) == sensors.MAX_FILES_PER_TICK
-    # oldest first: the files written longest ago are handled first
-    assert {r.partition_key for r in intake_requests(first)} == {f"2105050042{i:02d}" for i in range(20)}
-    second = tick(sensors.survey_sensor, tmp_path, cursor=first.cursor)
-    assert {r.partition_key for r in intake_requests(second)} == {f"2105050042{i:02d}" for i in range(20, n)}
-    assert len(sensors.load_cursor(second.cursor)) == n
-    assert isinstance(tick(sensors.survey_sensor, tmp_path, cursor=second.cursor), dg.SkipReason)
 
 
 def test_file_still_being_written_is_not_read(tmp_path, monkeypatch):
@@ -116,15 +129,15 @@ def test_file_still_being_written_is_not_read(tmp_path, monkeypatch):
     real_peek = sensors.peek_village_code
     monkeypatch.setattr(sensors, "peek_village_code", lambda p: peeked.append(p) or real_peek(p))
     first = tick(sensors.survey_sensor, tmp_path)
-    assert isinstance(first, dg.SkipReason) and "still being written" in first.skip_message
+    assert isinstance(first, dg.SkipReason) and "仍在写入" in first.skip_message
     assert peeked == []
     age(path, 120)  # the copy has finished
     second = tick(sensors.survey_sensor, tmp_path, cursor=None)
-    assert [r.partition_key for r in intake_requests(second)] == [V1]
+    assert len(rebuild_requests(second)) == 1
     assert peeked == [path]
 
 
-def test_removed_file_rereads_its_village_and_unreadable_file_triggers_the_rebuild(tmp_path):
+def test_removed_file_and_unreadable_file_trigger_the_rebuild(tmp_path):
     keep, gone = survey(tmp_path, "a.xlsx"), survey(tmp_path, "b.xlsx", seed=51)
     broken = tmp_path / "surveys" / "坏.xlsx"
     broken.write_bytes(b"PK\x03\x04 not a workbook")
@@ -135,10 +148,9 @@ def test_removed_file_rereads_its_village_and_unreadable_file_triggers_the_rebui
                                                                     "village": None}
     gone.unlink()
     second = tick(sensors.survey_sensor, tmp_path, cursor=first.cursor)
-    [request] = intake_requests(second)
-    assert request.partition_key == V1 and "b.xlsx@removed" in request.run_key
-    assert "surveys/思山岭街道/b.xlsx" not in sensors.load_cursor(second.cursor)
-    assert rebuild_requests(second)
+    assert len(rebuild_requests(second)) == 1
+    assert sensors.load_cursor(second.cursor)["surveys/思山岭街道/b.xlsx"] == {"version": "removed"}
+    assert not rebuild_requests(tick(sensors.survey_sensor, tmp_path, cursor=second.cursor))
 
 
 def test_reference_files_request_a_rebuild_once_per_version(tmp_path):
@@ -154,27 +166,48 @@ def test_reference_files_request_a_rebuild_once_per_version(tmp_path):
     first = tick(sensors.reference_sensor, tmp_path)
     [rebuild] = first.run_requests
     assert rebuild.job_name == full_rebuild.name
-    [add] = first.dynamic_partitions_requests
-    assert list(add.partition_keys) == [V1]  # the 涉农 villages of the roster
-    assert isinstance(tick(sensors.reference_sensor, tmp_path, cursor=first.cursor), dg.SkipReason)
+    assert [village_code(k) for k in added(first)] == [V1]  # the 涉农 villages of the roster
+    assert not rebuild_requests(tick(sensors.reference_sensor, tmp_path, cursor=first.cursor))
     dept.write_text("纳税人姓名\n张*\n", encoding="gbk")
     age(dept, 100)
     second = tick(sensors.reference_sensor, tmp_path, cursor=first.cursor)
     [again] = second.run_requests
-    assert again.run_key != rebuild.run_key and second.dynamic_partitions_requests == []
+    assert again.run_key != rebuild.run_key
 
 
-def test_a_queued_rebuild_is_not_requested_twice(tmp_path):
+def test_reference_files_read_by_an_earlier_rebuild_start_nothing(tmp_path):
+    import duckdb
+
+    write_villages(tmp_path, [default_village(V1)])
+    age(tmp_path / "villages.csv", 600)
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE asset_builds (asset VARCHAR, built_at DOUBLE, run_id VARCHAR)")
+    con.execute("INSERT INTO asset_builds VALUES ('village_roster', ?, 'cli')", [time.time()])
+    con.close()
+    assert not rebuild_requests(tick(sensors.reference_sensor, tmp_path, warehouse=db))
+
+
+def test_a_rebuild_in_flight_or_a_cli_run_holds_new_files_for_the_next_tick(tmp_path):
+    import fcntl
+
     age(survey(tmp_path, "财神庙村.xlsx"))
     instance = dg.DagsterInstance.ephemeral()
     from pipeline.definitions import build_defs
 
-    defs = build_defs()
-
-    # a run created but not started yet (the queue's state before the daemon launches it)
-    instance.create_run_for_job(defs.resolve_job_def(full_rebuild.name), status=dg.DagsterRunStatus.NOT_STARTED)
-    result = tick(sensors.survey_sensor, tmp_path, instance=instance)
-    assert intake_requests(result) and not rebuild_requests(result)
+    run = instance.create_run_for_job(build_defs().resolve_job_def(full_rebuild.name),
+                                      status=dg.DagsterRunStatus.NOT_STARTED)
+    held = tick(sensors.survey_sensor, tmp_path, instance=instance)
+    assert not rebuild_requests(held) and "全区重建已在队列或运行中" in str(held)
+    instance.report_run_failed(run)
+    db = tmp_path / "w.duckdb"
+    fd = os.open(tmp_path / "w.duckdb.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what runner.run_lock holds during `huitoukan run`
+    try:
+        assert not rebuild_requests(tick(sensors.survey_sensor, tmp_path, instance=instance, warehouse=db))
+    finally:
+        os.close(fd)
+    assert len(rebuild_requests(tick(sensors.survey_sensor, tmp_path, instance=instance, warehouse=db))) == 1
 
 
 def test_village_intake_reads_the_newest_workbook_of_its_village(tmp_path):
@@ -199,11 +232,11 @@ def test_village_intake_reads_the_newest_workbook_of_its_village(tmp_path):
         "warehouse": WarehouseResource(database=str(warehouse))})
     assert result.success
     meta = result.asset_materializations_for_node("village_submission")[0].metadata
-    assert meta["file"].value == "surveys/思山岭街道/财神庙村-改.xlsx"
-    assert meta["households"].value == 2 and meta["persons"].value == 3
-    assert meta["must fix (必须修改)"].value == 1  # the wrong check character (B1)
-    assert meta["files of this village"].value == 2
-    assert bad[:10] not in str(meta["problems (masked sample)"].value)
+    assert meta["文件（file）"].value == "surveys/思山岭街道/财神庙村-改.xlsx"
+    assert meta["户数（households）"].value == 2 and meta["人数（persons）"].value == 3
+    assert meta["必须修改（must fix）"].value == 1  # the wrong check character (B1)
+    assert meta["该村文件数（files of this village）"].value == 2
+    assert bad[:10] not in str(meta["问题示例（已遮盖，masked sample）"].value)
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -144,12 +144,14 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
         instance=clean.instance, asset_selection=[dg.AssetKey("progress")],
         run_config={"ops": {"progress": {"config": {"today": "2019-04-28"}}}})
     meta = result.asset_materializations_for_node("progress")[0].metadata
-    assert meta["villages submitted"].value == "2/2"
-    assert meta["departments returned"].value == "9/9"
-    assert meta["days left"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18, "区级汇总、签字": 22}
-    assert meta["download"].value.startswith("http://127.0.0.1:3001/")
-    assert meta["quality report"].value == "http://127.0.0.1:3001/quality/"
-    assert set(meta["submitted at"].value) == {V1, V2}
+    assert meta["涉农村已报送（villages submitted）"].value == "2/2"
+    assert meta["部门已反馈（departments returned）"].value == "9/9"
+    assert meta["剩余天数（days left）"].value == {"村入户调查": 2, "办事处汇总、问题整改": 12, "部门比对": 18,
+                                             "区级汇总、签字": 22}
+    assert meta["下载（download）"].value.startswith("http://127.0.0.1:3001/")
+    assert meta["数据质量报告（quality report）"].value == "http://127.0.0.1:3001/quality/"
+    villages = meta["各村报送情况（villages）"].value
+    assert villages.startswith("| 办事处 | 村名称 | 村代码 | 报送情况 | 报送时间 |") and V1 in villages and V2 in villages
     import openpyxl
 
     ws = openpyxl.load_workbook(clean.reports / "进度.xlsx", read_only=True)["村报送情况"]
@@ -157,13 +159,33 @@ def test_progress_shows_who_submitted_and_the_days_left(clean):
     assert rows[V1][5] == "已报送" and rows["210505001001"][5] == "不需报送"
 
 
+def test_no_decision_signs_nothing_and_shows_the_conditions(clean):
+    """What "Materialize all" does to the sign-off asset: no config, nothing signed, no log line."""
+    before, logged = clean.packages(), len(clean.log())
+    result = clean.sign("", signer="")
+    assert result.success
+    meta = result.asset_materializations_for_node("signoff")[0].metadata
+    assert meta["结果（outcome）"].value.startswith("未给出决定：未签字")
+    table = meta["签字条件（sign-off conditions）"].value
+    assert "| 签字条件 | 是否满足 |" in table and "【未满足】" not in table and table.startswith("**可以签字**")
+    assert clean.packages() == before and len(clean.log()) == logged
+
+
+def test_a_wrong_decision_is_refused_in_chinese(clean):
+    before = clean.packages()
+    result = clean.sign("OK")
+    assert not result.success
+    assert runner.failure_description(result).startswith("决定只能填写“同意”或“不同意”")
+    assert clean.packages() == before
+
+
 def test_disagreement_is_recorded_without_a_package(clean):
     before, logged = clean.packages(), len(clean.log())
     result = clean.sign("不同意", comment="收入核算需复核")
     assert result.success
     meta = result.asset_materializations_for_node("signoff")[0].metadata
-    assert meta["decision"].value == "不同意"
-    assert meta["signer (masked)"].value == "王**"
+    assert meta["决定（decision）"].value == "不同意"
+    assert meta["签字人（signer, masked）"].value == "王**"
     assert clean.packages() == before
     [entry] = clean.log()[logged:]
     assert entry["decision"] == "不同意" and entry["signer"] == SIGNER and entry["comment"] == "收入核算需复核"
@@ -232,7 +254,7 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
                 assert printing.smallest_printed_pt(sheet)[0] >= printing.MIN_PRINTED_PT
 
     meta = result.asset_materializations_for_node("signoff")[0].metadata
-    assert meta["package"].value == package.name
+    assert meta["签字包（package）"].value == package.name
     assert SIGNER not in json.dumps({k: str(v.value) for k, v in meta.items()}, ensure_ascii=False)
     assert clean.log()[-1]["outcome"] == "signed" and clean.log()[-1]["package"] == package.name
 
@@ -364,6 +386,10 @@ def test_every_reason_is_listed_and_masked(dirty):
     assert "早于输入文件 villages.csv" in text
     for secret in (H1, H1_WIFE, H1_WIFE[:17], *NAMES.values()):
         assert secret not in text
+    [failure] = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
+    table = failure.metadata["签字条件（sign-off conditions）"].value
+    assert table.startswith("**暂不能签字**：4 个条件未满足") and table.count("【未满足】") == 4
+    assert "南芬街道南芬村" in table and "税务局（departments/tax/）" in table
     assert dirty.packages() == []
     entry = dirty.log()[-1]
     assert entry["outcome"] == "refused" and len(entry["reasons"]) == 4

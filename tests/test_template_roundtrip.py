@@ -2,8 +2,8 @@
 back with no problem at all."""
 
 import dagster as dg
-
 from builders import household, make_id, member
+
 from pipeline.assets.annex1 import survey_template, template_filename
 from pipeline.io.inputs import FILE_READ, ingest_surveys
 from pipeline.io.template import fill_template_for_test
@@ -21,7 +21,7 @@ def test_template_asset_filled_by_a_village_ingests_with_zero_problems(tmp_path)
     template = reports / "template" / template_filename(Settings())
     assert template.name == "附件1_2019年脱贫质量回头看入户调查表.xlsx"
     meta = result.asset_materializations_for_node("survey_template")[0].metadata
-    assert meta["download"].value.endswith("/template/%E9%99%84%E4%BB%B61_2019%E5%B9%B4%E8%84%B1%E8%B4%AB%E8%B4%A8"
+    assert meta["下载（download）"].value.endswith("/template/%E9%99%84%E4%BB%B61_2019%E5%B9%B4%E8%84%B1%E8%B4%AB%E8%B4%A8"
                                            "%E9%87%8F%E5%9B%9E%E5%A4%B4%E7%9C%8B%E5%85%A5%E6%88%B7%E8%B0%83%E6%9F%A5"
                                            "%E8%A1%A8.xlsx")
 

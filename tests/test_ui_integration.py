@@ -1,11 +1,23 @@
-"""The analyst's day, end to end: ``huitoukan ui`` (dagster dev — webserver and daemon — plus the
-download server) on 127.0.0.1 over a small data root; a full_rebuild launched through the
-webserver's GraphQL API like a click on *Launch*, its run status and asset checks read back, a
-report downloaded through the link in its metadata; the sensor picks the village files up by
-itself; nothing fails on the warehouse lock. Bounded waits throughout."""
+"""The analyst's day, end to end: ``huitoukan run`` on a small district whose second village has
+not submitted yet, then ``huitoukan ui`` (dagster dev — webserver and daemon — plus the download
+server) on 127.0.0.1 over the same data root and instance, driven through the webserver's
+GraphQL API like clicks:
+
+1. the first start launches no sensor run (the CLI has read every file);
+2. the descriptions read as Chinese;
+3. "Materialize all" (every unpartitioned asset, no config) succeeds, signs nothing and leaves
+   the 签字条件 table; a report downloads through the link in its metadata;
+4. a sign-off with signer and decision only is refused with the table (the launchpad shows no
+   data path);
+5. the missing village's file dropped into the data root reaches the drafts by itself;
+6. the same sign-off is then accepted.
+
+The tests share one UI session and run in this order. Bounded waits throughout."""
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,8 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from clean_district import V1, V2, build_clean_district
+from clean_district import S2, V2, V2_NAME, build_clean_district
 
 pytestmark = [pytest.mark.integration]
 
@@ -65,22 +76,42 @@ RUN = """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runI
 LOGS = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) { __typename ... on EventConnection { events {
   __typename
   ... on AssetCheckEvaluationEvent { evaluation { checkName success severity assetKey { path } } }
-  ... on MaterializationEvent { assetKey { path } metadataEntries { label ... on UrlMetadataEntry { url } } }
-  ... on ExecutionStepFailureEvent { stepKey error { message } } } } } }"""
+  ... on MaterializationEvent { assetKey { path } metadataEntries { label ... on UrlMetadataEntry { url }
+        ... on MarkdownMetadataEntry { mdStr } ... on TextMetadataEntry { text } } }
+  ... on ExecutionStepFailureEvent { stepKey error { message } failureMetadata { description
+        metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } } } } } } }"""
 RUNS = """{ runsOrError(limit: 100) { __typename ... on Runs { results { runId jobName status
   tags { key value } } } } }"""
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
+ASSETS = """{ assetNodes { assetKey { path } description isPartitioned isExecutable } }"""
+DESCRIPTIONS = """query($repo: RepositorySelector!) { repositoryOrError(repositorySelector: $repo) { __typename
+  ... on Repository { jobs { name description } sensors { name description } schedules { name description } } } }"""
+DEFAULT_CONFIG = """query($selector: PipelineSelector!) { runConfigSchemaOrError(selector: $selector) { __typename
+  ... on RunConfigSchema { rootDefaultYaml } } }"""
+SIGNER = "王建华"
+DRAFT = Path("draft") / "附件2_返贫（重点扶持）人口统计表.xlsx"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
+    from conftest import run_cli_pipeline
+
     base = tmp_path_factory.mktemp("ui")
-    raw = base / "raw"
-    build_clean_district(raw)
-    port, files_port = free_port(), free_port()
+    raw, home = base / "raw", base / "dagster_home"
+    build_clean_district(raw, skip_villages=(V2,))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUITOUKAN_", "DAGSTER_"))}
-    env.update({"DAGSTER_HOME": str(base / "dagster_home"), "HUITOUKAN_SETTLE_SECONDS": "0",
-                "PYTHONUNBUFFERED": "1"})
+    env.update({"DAGSTER_HOME": str(home), "HUITOUKAN_SETTLE_SECONDS": "0", "PYTHONUNBUFFERED": "1"})
+    with pytest.MonkeyPatch.context() as mp:  # the CLI run: same data root, warehouse and instance
+        mp.setenv("DAGSTER_HOME", str(home))
+        mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
+        from pipeline.runner import ensure_dagster_home
+
+        ensure_dagster_home(home)
+        run_cli_pipeline(raw, base)
+    port, files_port = free_port(), free_port()
     log = (base / "ui.log").open("wb")
     huitoukan = Path(sys.executable).parent / "huitoukan"
     proc = subprocess.Popen(
@@ -103,7 +134,7 @@ def ui(tmp_path_factory):
 
         location, repository = wait_for("the code location to load", loaded, START_TIMEOUT)
         yield {"port": port, "files_port": files_port, "base": base, "raw": raw, "location": location,
-               "repository": repository, "log": base / "ui.log"}
+               "repository": repository, "log": base / "ui.log", "reports": base / "reports"}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # huitoukan ui stops dagster dev and the file server
@@ -119,44 +150,116 @@ def run_status(port: int, run_id: str) -> str:
     return graphql(port, RUN, {"id": run_id})["runOrError"]["status"]
 
 
-def test_a_launched_full_rebuild_succeeds_and_its_checks_and_downloads_are_one_click_away(ui):
-    port = ui["port"]
-    params = {"selector": {"repositoryLocationName": ui["location"], "repositoryName": ui["repository"],
-                           "jobName": "full_rebuild"}, "runConfigData": {}}
-    launched = graphql(port, LAUNCH, {"params": params})["launchRun"]
+def selector(ui, job: str) -> dict:
+    return {"repositoryLocationName": ui["location"], "repositoryName": ui["repository"], "jobName": job}
+
+
+def launch_and_wait(ui, params: dict) -> tuple[str, list[dict]]:
+    launched = graphql(ui["port"], LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    status = wait_for("the full_rebuild run to finish",
-                      lambda: (s := run_status(port, run_id)) in FINISHED and s, RUN_TIMEOUT, every=3)
-    events = graphql(port, LOGS, {"id": run_id})["logsForRun"]["events"]
+    status = wait_for(f"run {run_id} to finish",
+                      lambda: (s := run_status(ui["port"], run_id)) in FINISHED and s, RUN_TIMEOUT, every=3)
+    return status, graphql(ui["port"], LOGS, {"id": run_id})["logsForRun"]["events"]
+
+
+def sign(ui, decision: str) -> tuple[str, list[dict]]:
+    """The sign-off as the launchpad sends it: signer and decision, nothing else."""
+    return launch_and_wait(ui, {"selector": selector(ui, "signoff_job"), "runConfigData": {
+        "ops": {"signoff": {"config": {"signer": SIGNER, "decision": decision}}}}})
+
+
+def materializations(events) -> dict[str, dict]:
+    return {"/".join(e["assetKey"]["path"]): {m["label"]: m.get("url") or m.get("mdStr") or m.get("text")
+                                              for m in e["metadataEntries"]}
+            for e in events if e["__typename"] == "MaterializationEvent"}
+
+
+def sensor_runs(ui) -> list[dict]:
+    runs = graphql(ui["port"], RUNS)["runsOrError"]["results"]
+    return [r for r in runs if any(t["key"] == "huitoukan/trigger" for t in r["tags"])]
+
+
+def test_the_first_start_after_a_cli_run_launches_no_sensor_run(ui):
+    def both_ticked():
+        text = ui["log"].read_text(errors="replace")
+        return "Sensor survey_sensor skipped" in text and "Sensor reference_sensor skipped" in text
+
+    wait_for("both sensors to tick", both_ticked, SENSOR_TIMEOUT)
+    time.sleep(12)  # two more survey ticks
+    assert sensor_runs(ui) == []
+
+
+def test_descriptions_read_as_chinese(ui):
+    nodes = graphql(ui["port"], ASSETS)["assetNodes"]
+    english = ["/".join(n["assetKey"]["path"]) for n in nodes if not CJK.search((n["description"] or "")[:12])]
+    assert english == []
+    repo = graphql(ui["port"], DESCRIPTIONS, {"repo": {"repositoryLocationName": ui["location"],
+                                                        "repositoryName": ui["repository"]}})["repositoryOrError"]
+    for kind in ("jobs", "sensors", "schedules"):
+        for item in repo[kind]:
+            if not item["name"].startswith("__"):
+                assert CJK.search((item["description"] or "")[:12]), (kind, item["name"], item["description"])
+
+
+def test_materialize_all_succeeds_signs_nothing_and_leaves_the_signoff_conditions(ui):
+    nodes = graphql(ui["port"], ASSETS)["assetNodes"]
+    keys = [{"path": n["assetKey"]["path"]} for n in nodes if n["isExecutable"] and not n["isPartitioned"]]
+    assert {"signoff"} <= {k["path"][0] for k in keys}
+    status, events = launch_and_wait(ui, {"selector": {**selector(ui, "__ASSET_JOB"), "assetSelection": keys},
+                                          "runConfigData": {}})
     failures = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
     assert status == "SUCCESS", failures
+    signed = ui["reports"] / "signed"
+    assert not signed.exists() or not [p for p in signed.iterdir() if p.is_dir()]
+    meta = materializations(events)
+    assert meta["signoff"]["结果（outcome）"].startswith("未给出决定：未签字")
+    table = meta["signoff_readiness"]["签字条件（sign-off conditions）"]
+    assert table.startswith("**暂不能签字**") and "| 签字条件 | 是否满足 |" in table and f"南芬街道{V2_NAME}" in table
 
-    checks = [e["evaluation"] for e in events if e["__typename"] == "AssetCheckEvaluationEvent"]
-    blocking_failed = [c for c in checks if not c["success"] and c["severity"] == "ERROR"]
-    assert blocking_failed == []  # the clean district passes every blocking check
-
-    materialized = {"/".join(e["assetKey"]["path"]): e for e in events if e["__typename"] == "MaterializationEvent"}
-    assert {"annex1", "annex2", "progress", "survey_template"} <= set(materialized)
-    url = next(m["url"] for m in materialized["annex1"]["metadataEntries"] if m["label"] == "download")
+    url = meta["annex1"]["下载（download）"]
     assert url.startswith(f"http://127.0.0.1:{ui['files_port']}/draft/")
     with urllib.request.urlopen(url, timeout=30) as response:
-        body = response.read()
-    assert body == (ui["base"] / "reports" / "draft" / "附件1_入户调查汇总表.xlsx").read_bytes()
+        assert response.read() == (ui["reports"] / "draft" / "附件1_入户调查汇总表.xlsx").read_bytes()
 
 
-def test_the_sensor_picks_the_village_files_up_and_no_run_meets_the_lock(ui):
-    port = ui["port"]
+def test_a_signoff_with_signer_and_decision_only_is_refused_with_the_table(ui):
+    default = graphql(ui["port"], DEFAULT_CONFIG, {"selector": {
+        "repositoryLocationName": ui["location"], "repositoryName": ui["repository"],
+        "pipelineName": "signoff_job"}})["runConfigSchemaOrError"]["rootDefaultYaml"]
+    assert str(ui["raw"]) not in default and str(ui["reports"]) not in default  # no data path in the launchpad
+    status, events = sign(ui, "同意")
+    assert status == "FAILURE"
+    [failure] = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    assert failure["failureMetadata"]["description"].splitlines()[0].startswith("不能签字（同意）")
+    tables = {m["label"]: m.get("mdStr") for m in failure["failureMetadata"]["metadataEntries"]}
+    assert "【未满足】" in tables["签字条件（sign-off conditions）"]
 
-    def intake_done():
-        runs = graphql(port, RUNS)["runsOrError"]["results"]
-        intake = [r for r in runs if r["jobName"] == "village_intake"]
-        keys = {t["value"] for r in intake for t in r["tags"] if t["key"] == "dagster/partition"}
-        return runs if keys >= {V1, V2} and all(r["status"] in FINISHED for r in intake) else None
 
-    runs = wait_for("the survey sensor's village runs", intake_done, SENSOR_TIMEOUT, every=5)
-    finished = [r for r in runs if r["status"] in FINISHED]
-    assert [r for r in finished if r["status"] != "SUCCESS"] == []
-    triggers = {t["value"] for r in runs for t in r["tags"] if t["key"] == "huitoukan/trigger"}
-    assert "survey_sensor" in triggers
+def test_a_new_file_in_the_data_root_reaches_the_drafts(ui, tmp_path):
+    before = (ui["reports"] / DRAFT).stat().st_mtime_ns
+    build_clean_district(tmp_path)  # the same district, with the missing village's workbook
+    source = tmp_path / "surveys" / S2 / f"{V2_NAME}.xlsx"
+    target = ui["raw"] / "surveys" / S2 / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target.with_suffix(".part"))
+    os.replace(target.with_suffix(".part"), target)  # arrives whole, as a copy finishing
+
+    wait_for("the drafts to change", lambda: (ui["reports"] / DRAFT).stat().st_mtime_ns != before,
+             SENSOR_TIMEOUT, every=2)
+    runs = wait_for("the sensor's run to finish",
+                    lambda: (r := sensor_runs(ui)) and all(x["status"] in FINISHED for x in r) and r,
+                    RUN_TIMEOUT, every=3)
+    assert len(runs) == 1 and runs[0]["jobName"] == "survey_rebuild" and runs[0]["status"] == "SUCCESS"
     assert "Could not set lock" not in ui["log"].read_text(errors="replace")
+
+
+def test_the_same_signoff_is_accepted_once_every_condition_is_met(ui):
+    status, events = sign(ui, "同意")
+    failures = [e for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    assert status == "SUCCESS", failures
+    meta = materializations(events)["signoff"]
+    assert meta["结果（outcome）"] == "同意：已形成签字包"
+    assert "【未满足】" not in meta["签字条件（sign-off conditions）"]
+    packages = [p for p in (ui["reports"] / "signed").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert [p.name for p in packages] == [meta["签字包（package）"]]

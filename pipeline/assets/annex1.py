@@ -9,12 +9,13 @@ from pipeline.io.excel import SUBDISTRICT_LABEL, Totals, summarize, write_sheets
 from pipeline.io.template import write_survey_template
 from pipeline.layout import ANNEX1_FILE
 from pipeline.metadata import counts_by, download_links, masked_sample
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.readiness import office_stamp
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
 from pipeline.rules.status import status_text_sql
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 
-GROUP = "reports"
+GROUP = "step7_reports"
 SUMMARY_SHEET = "汇总"
 VILLAGE_LABEL = "村"
 EXTRA_HOUSEHOLD_COLUMNS = ("家庭年纯收入", "年人均纯收入", "户状态(比对)", "重点人群", "问题数")
@@ -26,18 +27,19 @@ def template_filename(settings) -> str:
     return f"附件1_{settings.reference_date.year}年脱贫质量回头看入户调查表.xlsx"
 
 
-@dg.asset(group_name=GROUP, kinds={"excel"})
+@dg.asset(group_name=GROUP, kinds={"excel"}, op_tags=AFTER_DRAFTS)
 def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """附件1 入户调查表（空白）: the workbook every village fills in — both sheets with the two-row
+    """附件1 入户调查表（空白）：发给各村填写的空白调查表。
+    附件1 入户调查表（空白）: the workbook every village fills in — both sheets with the two-row
     header of inputs.md, dropdowns for every code list, ID columns as text (so Excel never turns
     an ID into 2.1E+17), amounts as numbers, and a 填表说明 sheet. Send it to the villages."""
     s = settings.get()
     path = paths.report_path(paths.template / template_filename(s))
     write_survey_template(path, s, page_label=ANNEX1_LABEL)
     return dg.MaterializeResult(metadata={
-        "sheets": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
-        "household columns": len(HOUSEHOLD_COLUMNS),
-        "member columns": len(MEMBER_COLUMNS),
+        "工作表（sheets）": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
+        "家庭基本情况列数（household columns）": len(HOUSEHOLD_COLUMNS),
+        "家庭成员情况列数（member columns）": len(MEMBER_COLUMNS),
         **download_links(paths, path),
     })
 
@@ -102,10 +104,11 @@ def annex1_frames(con) -> tuple[pd.DataFrame, pd.DataFrame]:
     return con.execute(_households_sql()).df(), con.execute(_members_sql()).df()
 
 
-@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags={"dagster/priority": "-1"},
           deps=["households", "members", "classification", "data_problems"])
 def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """附件1 入户调查汇总表: every surveyed household (sheet 家庭基本情况) and person (家庭成员情况)
+    """附件1 入户调查汇总表：全部入户调查的户和人，已清洗，可直接打印归档。
+    附件1 入户调查汇总表: every surveyed household (sheet 家庭基本情况) and person (家庭成员情况)
     of the district from each village's latest workbook, every input column cleaned, with 办事处,
     村, 家庭年纯收入, 年人均纯收入, 户状态 as the registry has it (比对), 重点人群 and the number of
     open problems (问题数) of the row. Households held back by a blocking problem are listed here
@@ -123,7 +126,7 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
             SHEET_MEMBERS: (f"{title}（{SHEET_MEMBERS}）", members),
             SUMMARY_SHEET: (title, summarize(households, by=SUBDISTRICT_LABEL, unit="household")),
         },
-        s, s.now(),
+        s, office_stamp(s.tz),
         text_columns=ANNEX1_TEXT_COLUMNS, amount_columns=ANNEX1_AMOUNT_COLUMNS,
         totals={SHEET_HOUSEHOLDS: Totals("household"), SHEET_MEMBERS: Totals("person", "户主身份证号")},
         signature={SHEET_HOUSEHOLDS, SHEET_MEMBERS},
@@ -132,13 +135,13 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
     problems = int((households[PROBLEM_COUNT] > 0).sum()) if len(households) else 0
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(households),
-        "households": len(households),
-        "persons": len(members),
-        "households per 办事处": counts_by(households, SUBDISTRICT_LABEL),
-        "persons per 办事处": counts_by(members, SUBDISTRICT_LABEL),
-        "households with open problems": problems,
-        "sample (masked)": masked_sample(households, columns=[
+        "户数（households）": len(households),
+        "人数（persons）": len(members),
+        "各办事处户数（households per 办事处）": counts_by(households, SUBDISTRICT_LABEL),
+        "各办事处人数（persons per 办事处）": counts_by(members, SUBDISTRICT_LABEL),
+        "有未解决问题的户（households with open problems）": problems,
+        "示例（已遮盖，masked sample）": masked_sample(households, columns=[
             SUBDISTRICT_LABEL, VILLAGE_LABEL, "户主姓名", "户主身份证号", "家庭人口", "户状态(比对)", PROBLEM_COUNT]),
-        "sheets": dg.MetadataValue.json({k: int(v) for k, v in stats.sheets.items()}),
+        "各工作表行数（rows per sheet）": dg.MetadataValue.json({k: int(v) for k, v in stats.sheets.items()}),
         **download_links(paths, path),
     })

@@ -9,25 +9,27 @@ from pipeline.rules.guarantees import GUARANTEES_SQL
 from pipeline.rules.sqlutil import run_sql
 from pipeline.rules.status import STATUS_SQL
 
-GROUP = "classify"
+GROUP = "step6_classify"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "registry"])
 def household_status(context: dg.AssetExecutionContext,
                      warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
+    """户状态：以建档立卡名单为准（建档立卡户及其脱贫状态、历年清退户或一般农户）。
+    户状态 from the registry (authoritative): 建档立卡户 with its 脱贫状态, 历年清退户, or
     一般农户 — never what the survey declares."""
     with warehouse.build(context) as con:
         run_sql(con, STATUS_SQL, settings.get())
         counts = dict(con.execute("SELECT status_type, count(*) FROM household_status GROUP BY 1").fetchall())
     return dg.MaterializeResult(metadata={"dagster/row_count": sum(counts.values()),
-                                          "households by status": dg.MetadataValue.json(counts)})
+                                          "各户状态户数（households by status）": dg.MetadataValue.json(counts)})
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members", "household_status"])
 def household_guarantees(context: dg.AssetExecutionContext,
                          warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """两不愁三保障 failures and focus-group tags (重点人群) per household."""
+    """两不愁三保障：每户未达标的项目和所属重点人群。
+    两不愁三保障 failures and focus-group tags (重点人群) per household."""
     with warehouse.build(context) as con:
         run_sql(con, GUARANTEES_SQL, settings.get())
         n, fails = con.execute(
@@ -39,7 +41,8 @@ def household_guarantees(context: dg.AssetExecutionContext,
           deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
 def classification(context: dg.AssetExecutionContext,
                    warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
+    """分类结果：每户的附件2、附件3类别，是否列入附件4–6，以及核查疑点。
+    Per household: 附件2 类别 (返贫/重点扶持), 附件3 类别 (新识别/重点扶持), membership of
     附件4–6, and for a household that meets the condition of 附件2/3 but is left out, the reason.
     Households with an open blocking problem are held back (write–audit–publish)."""
     with warehouse.build(context) as con:

@@ -6,13 +6,13 @@ visible state ("未返回"), with an empty table — never a failure. ``departme
 one table that says which departments answered (sign-off reads it).
 """
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
 
 from pipeline.io.departments import DepartmentExtract, read_department
 from pipeline.privacy import mask_text
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.crosscheck import (
     FINDINGS,
@@ -24,7 +24,7 @@ from pipeline.rules.crosscheck import (
 from pipeline.rules.sqlutil import run_sql, table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_BY_KEY, DEPARTMENTS_DIR, Department
 
-GROUP = "crosscheck"
+GROUP = "step4_crosscheck"
 READS_TABLE = "department_reads"  # one row per department asset run (what department_returns reports)
 
 # What each department sends (inputs.md), for the asset descriptions.
@@ -82,7 +82,7 @@ def build_department_asset(dept: Department) -> dg.AssetsDefinition:
             con.execute(f"INSERT INTO {READS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 dept.key, extract.returned, len(extract.files), extract.rows, extract.rows_read, len(errors),
                 "；".join(f"{mask_text(f.path)}：{f.error}" for f in errors) or None, unmatched,
-                dt.datetime.now().replace(microsecond=0)])
+                office_stamp()])
             con.execute("COMMIT")
         if not extract.returned:
             context.log.info(f"{dept.name}尚未返回比对数据（{folder}）")
@@ -91,12 +91,12 @@ def build_department_asset(dept: Department) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata={
             "dagster/row_count": extract.rows,
             "status": "已返回" if extract.returned else "未返回",
-            "returned": extract.returned,
+            "已反馈（returned）": extract.returned,
             "files": len(extract.files),
-            "unreadable files": len(errors),
-            "rows read (before repeated rows dropped)": extract.rows_read,
-            "IDs that cannot be matched": unmatched,
-            "files read": dg.MetadataValue.md(_file_notes(extract)),
+            "无法读取的文件（unreadable files）": len(errors),
+            "读取行数（去重前，rows read）": extract.rows_read,
+            "无法比对的身份证号（IDs that cannot be matched）": unmatched,
+            "读取的文件（files read）": dg.MetadataValue.md(_file_notes(extract)),
         })
 
     return _department
@@ -118,7 +118,8 @@ ORDER BY d.position
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=[a.key for a in department_assets])
 def department_returns(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Which of the nine departments have returned their extract: per department its name,
+    """部门反馈：九个部门是否已返回比对数据、文件数和行数。
+    Which of the nine departments have returned their extract: per department its name,
     returned (是/否), files, rows, unreadable files and why. A department that has not returned
     blocks sign-off; its cross-checks are not run until it does."""
     departments = pd.DataFrame({"dept": [d.key for d in DEPARTMENTS], "name": [d.name for d in DEPARTMENTS],
@@ -136,9 +137,9 @@ def department_returns(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         f"| {name} | {'是' if returned else '否'} | {files} | {n} | {errors} |" for name, returned, files, n, errors in rows)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(rows),
-        "returned": f"{len(rows) - len(missing)}/{len(rows)}",
-        "not returned yet": dg.MetadataValue.md("、".join(missing) or "none"),
-        "departments": dg.MetadataValue.md(table),
+        "已反馈（returned）": f"{len(rows) - len(missing)}/{len(rows)}",
+        "尚未反馈（not returned yet）": dg.MetadataValue.md("、".join(missing) or "（无）"),
+        "各部门（departments）": dg.MetadataValue.md(table),
     })
 
 
@@ -152,7 +153,8 @@ def answered_departments(con) -> list[str]:
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
           deps=["households", "members", "household_income", "department_returns", *[a.key for a in department_assets]])
 def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
+    """部门比对发现：每条发现一行（X1–X4、D1–D5），只写明疑点，不写原值。
+    One row per finding: X1–X4 (hard exclusions: the household leaves 附件2/附件3) and D1–D5
     (doubts for the analyst), matched on the normalized ID and rolled up to the household, with
     what the department record says (evidence) and where it is (file, row). A rule whose
     department has not returned its extract is not run, and is listed here as not checked."""
@@ -169,6 +171,6 @@ def household_findings(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         for code, depts in plan.skipped.items())
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n,
-        "households per finding": dg.MetadataValue.json(by_code),
-        "not checked": dg.MetadataValue.md(skipped or "none"),
+        "各疑点户数（households per finding）": dg.MetadataValue.json(by_code),
+        "未比对（not checked）": dg.MetadataValue.md(skipped or "（无）"),
     })

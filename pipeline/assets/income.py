@@ -8,10 +8,11 @@ from pipeline.rules.income import INCOME_SQL
 from pipeline.rules.sqlutil import run_sql
 
 
-@dg.asset(group_name="income", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members"])
+@dg.asset(group_name="step3_income", pool=WAREHOUSE_POOL, kinds={"duckdb"}, deps=["households", "members"])
 def household_income(context: dg.AssetExecutionContext,
                      warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """Per household: 家庭人口 (member rows), transfers used, 家庭年纯收入 and 年人均纯收入 (exact;
+    """家庭收入：每户的家庭人口、家庭年纯收入和年人均纯收入（精确计算）。
+    Per household: 家庭人口 (member rows), transfers used, 家庭年纯收入 and 年人均纯收入 (exact;
     shown rounded half-up), and whether it is below the poverty, identification and monitoring
     lines (strict comparisons)."""
     s = settings.get()

@@ -1,11 +1,11 @@
-"""Intake: one village's submission, read the moment it lands (one dynamic partition per village).
+"""Intake: one village's submission, read on request (one dynamic partition per village,
+keyed ``村代码_村名称``).
 
-The survey sensor adds the village's partition and requests a run when a workbook of that
-village is new or changed; the run reads the village's newest workbook at once, so the analyst
-(and the progress report) see within a minute that 财神庙村 has submitted, how many households
-it holds and which cells it must fix — without waiting for the district rebuild. The district
-tables still come only from ``full_rebuild`` (which the sensor also requests, and which runs
-every night): this asset feeds no 附件.
+A click on a village's partition reads the village's newest workbook at once: how many
+households it holds and which cells it must fix. The survey sensor does not launch it — a new
+file starts one district rebuild, whose survey_workbooks step records each village's file on
+this asset's partition — so a day with thirty files queues one run, not thirty-one. The district
+tables come only from ``full_rebuild``: this asset feeds no 附件.
 """
 
 
@@ -20,8 +20,8 @@ from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE, is_settled, list_file
 from pipeline.io.peek import peek_village_code
 from pipeline.io.survey import UnreadableWorkbook, read_survey
 from pipeline.metadata import masked_sample
-from pipeline.partitions import village_partitions
-from pipeline.readiness import local_time
+from pipeline.partitions import village_code, village_partitions
+from pipeline.readiness import local_time, superseded_files, superseded_markdown
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource, replace_table
 from pipeline.rules.clean import clean_survey
 from pipeline.rules.problems import PROBLEM_COLUMNS, RULES
@@ -29,7 +29,7 @@ from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import SURVEY_SUFFIXES, SURVEYS_DIR
 from pipeline.tables import SURVEY_FILE_INDEX, VILLAGE_SUBMISSION_PROBLEMS, VILLAGE_SUBMISSIONS
 
-GROUP = "intake"
+GROUP = "step1_village_intake"
 # survey_file_index: file, mtime, size -> village code (so a run peeks only new files);
 # village_submissions: one row per village, its newest workbook as read; and its cell problems.
 INDEX_TABLE, SUBMISSIONS_TABLE, PROBLEMS_TABLE = SURVEY_FILE_INDEX, VILLAGE_SUBMISSIONS, VILLAGE_SUBMISSION_PROBLEMS
@@ -88,15 +88,17 @@ def _read_newest(root: Path, files: pd.DataFrame):
 )
 def village_submission(context: dg.AssetExecutionContext, paths: PathsResource,
                        warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """一个村的报送（按村分区）: the village's newest survey workbook, read as soon as the sensor sees
-    it — when it arrived, how many households and persons it holds, and the cell problems the
-    village must fix (B1/B2 IDs, B6 missing values, B7 codes, B8 amounts). Problems that need the
-    whole district (B3 duplicates across villages, B9 missing households, W-rules) come with the
-    district rebuild and the village's 问题清单."""
-    code = context.partition_key
+    """一个村的报送（按村分区，点击即读取该村最新的调查表）：报送时间、户数、人数和该村必须修改的
+    单元格问题 (one village's submission: its newest survey workbook — when it arrived, how many
+    households and persons it holds, and the cell problems the village must fix: B1/B2 IDs, B6
+    missing values, B7 codes, B8 amounts). Problems that need the whole district (B3 duplicates
+    across villages, B9 missing households, W-rules) come with the district rebuild and the
+    village's 问题清单."""
+    code = village_code(context.partition_key)
     root = paths.raw
     with warehouse.connect() as con:
         index = _index(con, root)
+        superseded = superseded_files(con)
         mine = index[index["village_code"] == code]
         row, households, members, problems, error = _read_newest(root, mine)
         records = [p.record() for p in problems]
@@ -124,19 +126,24 @@ def village_submission(context: dg.AssetExecutionContext, paths: PathsResource,
         context.log.warning(f"村 {code}: {record['status']} {error}")
     by_rule = Counter(p.rule for p in problems)
     submitted = local_time(row.mtime) if row is not None else None
+    older = superseded[superseded["村代码"] == code]
     return dg.MaterializeResult(metadata={
-        "status": record["status"],
-        "file": row.file if row is not None else "",
-        "报送时间 (file modified)": submitted or "",
-        "households": record["households"],
-        "persons": record["members"],
-        "files of this village": len(mine),
-        "must fix (必须修改)": blocking,
-        "to check (请核实)": record["warnings"],
-        "problems by rule": dg.MetadataValue.json(dict(sorted(by_rule.items()))),
-        "problems (masked sample)": masked_sample(
+        "状态（status）": record["status"],
+        "文件（file）": row.file if row is not None else "",
+        "报送时间（submitted）": submitted or "",
+        "户数（households）": record["households"],
+        "人数（persons）": record["members"],
+        "该村文件数（files of this village）": len(mine),
+        "必须修改（must fix）": blocking,
+        "请核实（to check）": record["warnings"],
+        "各规则问题数（problems by rule）": dg.MetadataValue.md(
+            "| 规则 | 问题数 |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in sorted(by_rule.items()))
+            if by_rule else "（无）"),
+        "问题示例（已遮盖，masked sample）": masked_sample(
             frame, n=5, columns=["rule", "sheet", "row", "column", "value", "message"]),
-        "reason": error,
+        "被替代的文件（superseded files）": dg.MetadataValue.md(superseded_markdown(
+            older, ("被替代的文件", "其报送时间", "替代它的文件", "替代文件报送时间"))),
+        "原因（reason）": error,
     })
 
 

@@ -17,10 +17,12 @@ from pathlib import Path, PurePosixPath
 import dagster as dg
 import pandas as pd
 
+from pipeline import charts
 from pipeline.io.excel import to_text, write_sheets_workbook
 from pipeline.io.survey import ROW_COLUMN, UnreadableWorkbook, read_survey
 from pipeline.metadata import download_links
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.readiness import office_stamp
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
 from pipeline.schema import SURVEY_SHEETS
@@ -161,18 +163,19 @@ def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: se
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags=AFTER_DRAFTS,
           deps=["data_problems", "village_roster", "survey_workbooks"])
 def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
                   settings: SettingsResource) -> dg.MaterializeResult:
-    """问题清单 for every 涉农 village (and any other village with a problem) under
+    """问题清单：每个涉农村一份，列出该村要修改或核实的全部问题，另有全区汇总。
+    问题清单 for every 涉农 village (and any other village with a problem) under
     reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx — 问题编号, 规则, 严重程度, 表,
     文件, 原文件行号, 户主姓名, 列, 原值 (as the village typed it), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
     (problems by village and rule, and coverage: the registered households and persons each
     village's survey found). A village with no problem gets a list that says so. Lists of villages
     no longer concerned are removed."""
     s = settings.get()
-    generated = s.now()
+    generated = office_stamp(s.tz)
     with warehouse.connect(read_only=True) as con:
         problems = con.execute(_PROBLEMS_SQL).df()
         villages = con.execute("""
@@ -188,6 +191,8 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         submitted = {r[0] for r in con.execute(
             "SELECT DISTINCT village_code FROM survey_files WHERE status = '已读取' AND village_code IS NOT NULL"
         ).fetchall()}
+        lines = (s.poverty_line, s.identification_line, s.monitoring_line)
+        bins = charts.income_bins(con, lines)
     problems["原文件行号"] = problems["原文件行号"].astype("Int64")
     summary_problems = problems.copy()  # the district summary counts; it shows no value
     problems["原值"] = typed_values(paths.raw, problems)
@@ -212,7 +217,9 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         {"按村": (title, village_summary(villages, summary_problems, submitted)),
          "按规则": (title, rule_summary(summary_problems)),
          "覆盖情况": (title, coverage_table(coverage, all_villages, submitted))},
-        s, generated, text_columns=TEXT_COLUMNS, number_rows=False)
+        s, generated, text_columns=TEXT_COLUMNS, number_rows=False,
+        charts=[charts.excel_income_chart(bins, lines)])
+    picture = charts.write_svg(paths, charts.INCOME_SVG, charts.income_svg(bins, lines))
     removed = 0
     for old in paths.problems.rglob(f"*{LIST_SUFFIX}"):
         if old.resolve() not in written:
@@ -221,16 +228,20 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     states = problems["状态"].value_counts().to_dict()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(problems),
-        "village lists": len(written),
-        "villages with open 必须修改": with_blocking,
-        "villages with no problem": int(sum(1 for v in villages.itertuples()
+        "村问题清单数（village lists）": len(written),
+        "有未解决“必须修改”问题的村（villages with open blocking problems）": with_blocking,
+        "没有问题的村（villages with no problem）": int(sum(1 for v in villages.itertuples()
                                             if not (problems["village_code"] == v.village_code).any())),
-        "problems 待修改": int(states.get(OPEN, 0)),
-        "problems 已接受": int(states.get(ACCEPTED, 0)),
-        "stale lists removed": removed,
-        "registered households surveyed": f"{int(coverage['registered_households_found'].sum())}"
+        "待修改的问题（open）": int(states.get(OPEN, 0)),
+        "已接受的问题（accepted）": int(states.get(ACCEPTED, 0)),
+        "删除的过期清单（stale lists removed）": removed,
+        "已调查的建档立卡户（registered households surveyed）": f"{int(coverage['registered_households_found'].sum())}"
                                           f"/{int(coverage['registered_households'].sum())}",
-        "registered persons surveyed": f"{int(coverage['registered_persons_found'].sum())}"
+        "已调查的建档立卡人（registered persons surveyed）": f"{int(coverage['registered_persons_found'].sum())}"
                                        f"/{int(coverage['registered_persons'].sum())}",
         **download_links(paths, summary_path),
+        "收入分布图（incomes around the lines）": dg.MetadataValue.md(
+            f"![年人均纯收入分布]({paths.download_url(picture)})\n\n红色：疑似算账式脱贫（W6）村的户；虚线："
+            + "、".join(str(int(x)) for x in lines) + " 元标准线。"),
+        "收入分布图链接（open the picture）": dg.MetadataValue.url(paths.download_url(picture)),
     })

@@ -9,24 +9,28 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from pipeline import charts
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
-    OFFICE_TZ,
+    SUPERSEDED_COLUMNS,
     department_status,
     local_time,
     office_now,
+    office_stamp,
     open_blocking,
+    superseded_files,
+    superseded_markdown,
     village_status,
 )
-from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
+from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 
 class ProgressConfig(dg.Config):
     today: str | None = Field(
-        default=None, description="Count days left from this date (YYYY-MM-DD); empty: today's date.")
+        default=None, description="从这一天起算剩余天数（YYYY-MM-DD）；留空：今天 (count days left from this date).")
 
 
 def signed_packages(folder) -> list[str]:
@@ -61,21 +65,23 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
     return pd.DataFrame(out)
 
 
-@dg.asset(group_name="progress", pool=WAREHOUSE_POOL, kinds={"excel"},
+@dg.asset(group_name="step8_progress", pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags=AFTER_DRAFTS,
           deps=["survey_workbooks", "village_roster", "data_problems"])
 def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: PathsResource,
              warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """进度 against the notice's timeline (04-08..04-30 village surveys, 05-10 subdistrict
+    """工作进度：各村报送、部门反馈、未解决问题和各阶段剩余天数，写入 reports/进度.xlsx
+    (progress against the notice's timeline (04-08..04-30 village surveys, 05-10 subdistrict
     aggregation, 05-16 department cross-checks, 05-20 sign-off): which 涉农 villages have
     submitted and when (the workbook's modification time), which departments have returned their
     extracts, the open problems of every village, and the days left to each deadline (negative:
     overdue). Also written to reports/进度.xlsx."""
     s = settings.get()
-    today = dt.date.fromisoformat(config.today) if config.today else office_now().date()
+    today = dt.date.fromisoformat(config.today) if config.today else office_now(s.tz).date()
     with warehouse.connect(read_only=True) as con:
         villages = village_status(con)
         departments = department_status(con, paths.raw)
         blocking = len(open_blocking(con))
+        superseded = superseded_files(con, s.tz)
     signed = signed_packages(paths.signed)
     timeline = stages(s, today, villages, departments, blocking, signed)
 
@@ -85,9 +91,9 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "是否涉农": villages["farming"].map({True: "是", False: "否"}),
         "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
                  for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
-        "报送文件": villages["file"].map(lambda f: PurePosixPath(f).name if isinstance(f, str) else ""),
-        "报送时间": villages["mtime"].map(local_time),
-        "是否逾期": [_late(m, farm, s.survey_deadline, today) for m, farm in zip(villages["mtime"], villages["farming"])],
+        "报送文件": villages["file"].map(_file_name),
+        "报送时间": villages["mtime"].map(lambda t: local_time(t, s.tz)),
+        "是否逾期": [_late(m, farm, s.survey_deadline, today, s.tz) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
@@ -96,7 +102,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "序号": range(1, len(departments) + 1),
         "部门": departments["name"],
         "是否反馈": departments["returned"].map({True: "已反馈", False: "未反馈"}),
-        "文件数": departments["files"], "最新文件时间": departments["latest"].map(local_time),
+        "文件数": departments["files"], "最新文件时间": departments["latest"].map(lambda t: local_time(t, s.tz)),
     })
     by_sub = village_sheet[village_sheet["是否涉农"] == "是"].groupby("办事处", sort=False).agg(
         涉农村=("村代码", "size"), 已报送=("报送情况", lambda v: int(v.str.startswith("已报送").sum())),
@@ -104,6 +110,8 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
     ).reset_index()
     by_sub.insert(3, "未报送", by_sub["涉农村"] - by_sub["已报送"])
 
+    against = charts.deadline_status(villages, departments, s.survey_deadline, s.crosscheck_deadline, s.tz)
+    picture = charts.write_svg(paths, charts.PROGRESS_SVG, charts.progress_svg(against))
     path = paths.report_path(paths.progress)
     title = f"{s.reference_date.year}年脱贫质量“回头看”工作进度（截至{today.isoformat()}）"
     write_sheets_workbook(path, {
@@ -111,38 +119,58 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
-    }, s, s.now(),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门"}, number_rows=True)
+        "被替代的文件": (title, superseded.assign(
+            序号=range(1, len(superseded) + 1),
+            # the villages' own file names, without the data root's folders (surveys/…)
+            被替代的文件=superseded["被替代的文件"].map(_file_name),
+            替代它的文件=superseded["替代它的文件"].map(_file_name))[["序号", *SUPERSEDED_COLUMNS]]),
+    }, s, office_stamp(s.tz),
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"},
+        number_rows=True,
+        charts=[charts.excel_progress_chart(against)])
 
     farming = village_sheet[village_sheet["是否涉农"] == "是"]
-    md_timeline = "\n".join(
-        ["| 阶段 | 截止 | 剩余天数 | 完成情况 | 状态 |", "|---|---|---|---|---|"]
-        + [f"| {r.阶段} | {r.截止日期} | {r.剩余天数} | {r.完成情况} | {r.状态} |" for r in timeline.itertuples()])
     return dg.MaterializeResult(metadata={
-        "timeline": dg.MetadataValue.md(md_timeline),
-        "today": today.isoformat(),
-        "days left": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
-        "villages submitted": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
-        "villages not submitted": dg.MetadataValue.json(
-            [f"{r.办事处}{r.村名称}（{r.村代码}）" for r in farming[farming["报送情况"] == "未报送"].itertuples()]),
-        "submitted at": dg.MetadataValue.json(
-            {r.村代码: r.报送时间 for r in farming.itertuples() if r.报送时间}),
-        "departments returned": f"{int(departments['returned'].sum())}/{len(departments)}",
-        "departments not returned": dg.MetadataValue.json(list(departments.loc[~departments["returned"], "name"])),
-        "open problems per village (必须修改/请核实)": dg.MetadataValue.json(
-            {r.村代码: [int(r.必须修改), int(r.请核实)] for r in village_sheet.itertuples()
-             if r.必须修改 or r.请核实}),
-        "signed packages": dg.MetadataValue.json(signed),
-        "quality report": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
-        "all reports": dg.MetadataValue.url(paths.download_url(paths.reports)),
+        "时间节点（timeline）": dg.MetadataValue.md(markdown_table(
+            timeline, ["阶段", "截止日期", "剩余天数", "完成情况", "状态"])),
+        "进度图（submissions against the deadlines）": dg.MetadataValue.md(
+            f"![报送与反馈进度]({paths.download_url(picture)})"),
+        "进度图链接（open the picture）": dg.MetadataValue.url(paths.download_url(picture)),
+        "今天（today）": today.isoformat(),
+        "剩余天数（days left）": dg.MetadataValue.json(dict(zip(timeline["阶段"], map(int, timeline["剩余天数"])))),
+        "涉农村已报送（villages submitted）": f"{int(farming['报送情况'].str.startswith('已报送').sum())}/{len(farming)}",
+        "各村报送情况（villages）": dg.MetadataValue.md(markdown_table(
+            farming, ["办事处", "村名称", "村代码", "报送情况", "报送时间", "是否逾期", "户数", "人数", "必须修改", "请核实"])),
+        "部门已反馈（departments returned）": f"{int(departments['returned'].sum())}/{len(departments)}",
+        "部门反馈情况（departments）": dg.MetadataValue.md(markdown_table(
+            dept_sheet, ["部门", "是否反馈", "文件数", "最新文件时间"])),
+        "被替代的文件（superseded files）": dg.MetadataValue.md(superseded_markdown(superseded)),
+        "已签字（signed packages）": dg.MetadataValue.json(signed),
+        "数据质量报告（quality report）": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
+        "全部报表（all reports）": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })
 
 
-def _late(mtime, farming: bool, deadline: dt.date, today: dt.date) -> str:
+def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    """Rows of a progress sheet as a Markdown table with its Chinese headers (no name, no ID)."""
+    if frame.empty:
+        return "（无）"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _file_name(path) -> str:
+    """A village's file by its own name, without the data root's folders (surveys/…)."""
+    return PurePosixPath(path).name if isinstance(path, str) else ""
+
+
+def _late(mtime, farming: bool, deadline: dt.date, today: dt.date, tz) -> str:
     if not farming:
         return ""
     if mtime is None or pd.isna(mtime):
         return "是（未报送）" if today > deadline else ""
-    submitted = dt.datetime.fromtimestamp(float(mtime), OFFICE_TZ).date()
+    submitted = dt.datetime.fromtimestamp(float(mtime), tz).date()
     return "是" if submitted > deadline else "否"

@@ -27,7 +27,7 @@ PROBLEM_CHECKS = [
                     "sign-off stays refused until they are fixed or accepted in exceptions.csv."),
     dg.AssetCheckSpec(
         "exceptions_match_problems", asset="data_problems",
-        description="exceptions.csv 中的每个问题编号都对应本次运行的一个问题（否则可能已修改或编号抄错）。"),
+        description="已接受问题表 exceptions.csv 中的每个问题编号都对应本次运行的一个问题（否则可能已修改或编号抄错）。"),
 ]
 
 
@@ -41,12 +41,13 @@ def _masked_sample(frame: pd.DataFrame) -> dg.MetadataValue:
                          columns=list(PROBLEM_SAMPLE_LABELS.values()))
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"duckdb"}, check_specs=PROBLEM_CHECKS,
           deps=["survey_workbooks", "households", "members", "registry", "village_roster",
                 "household_income", "household_status", "exceptions"])
 def data_problems(context: dg.AssetExecutionContext,
                   warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
+    """数据问题：rules.md 的全部问题（B1–B10 必须修改，W1–W9 请核实），各有固定的问题编号。
+    Every problem of rules.md (B1–B10 必须修改, W1–W9 请核实) with its stable 问题编号, village,
     file, sheet, Excel row as the village sees it, column, masked value and what to do; 已接受 when
     exceptions.csv accepts it. An open blocking problem holds its household back from 附件2–6 until
     it is fixed or accepted (write–audit–publish); the village gets it in its 问题清单."""
@@ -73,24 +74,24 @@ def data_problems(context: dg.AssetExecutionContext,
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
-            "problems by rule (待修改)": dg.MetadataValue.json({r: n for r, n, _ in by_rule if n}),
-            "problems by rule (已接受)": dg.MetadataValue.json({r: a for r, _, a in by_rule if a}),
-            "open blocking problems": len(blocking),
-            "accepted (已接受)": accepted,
-            "households held back": int(held_back),
+            "各规则待修改问题数（open problems by rule）": dg.MetadataValue.json({r: n for r, n, _ in by_rule if n}),
+            "各规则已接受问题数（accepted problems by rule）": dg.MetadataValue.json({r: a for r, _, a in by_rule if a}),
+            "未解决的必须修改问题（open blocking problems）": len(blocking),
+            "已接受（accepted）": accepted,
+            "暂不列入的户（households held back）": int(held_back),
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name="problem_ids_unique", passed=duplicates == 0, severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"duplicate ids": duplicates}),
+                metadata={"重复的问题编号（duplicate ids）": duplicates}),
             dg.AssetCheckResult(
                 check_name="no_open_blocking_problems", passed=blocking.empty, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"failing count": len(blocking), "households held back": int(held_back),
-                          "accepted (已接受)": accepted,
-                          "by rule": dg.MetadataValue.json(
+                metadata={"不通过的行数（failing count）": len(blocking), "暂不列入的户（households held back）": int(held_back),
+                          "已接受（accepted）": accepted,
+                          "各规则问题数（by rule）": dg.MetadataValue.json(
                               blocking["rule"].value_counts().reindex([r for r in RULES if r in set(blocking["rule"])])
                               .astype(int).to_dict()),
-                          "sample (masked)": _masked_sample(blocking)}),
+                          "示例（已遮盖，masked sample）": _masked_sample(blocking)}),
             dg.AssetCheckResult(
                 check_name="exceptions_match_problems", passed=unmatched == 0, severity=dg.AssetCheckSeverity.WARN,
                 metadata={"failing count": int(unmatched), "exceptions": int(n_exceptions)}),
@@ -98,12 +99,13 @@ def data_problems(context: dg.AssetExecutionContext,
     )
 
 
-@dg.asset(group_name="quality", pool=WAREHOUSE_POOL, kinds={"great_expectations"},
+@dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"great_expectations"},
           deps=[dg.AssetKey(suite.asset) for suite in SUITES.values()],
           op_tags={PRIORITY_TAG: "10"})  # as soon as the tables exist: the worker starts validating
 def validation_batches(context: dg.AssetExecutionContext, warehouse: WarehouseResource, paths: PathsResource,
                        ge: GreatExpectationsResource) -> dg.MaterializeResult:
-    """校验批次: the cleaned households and members and the department extracts, de-identified (a
+    """校验批次：去标识化的清洗数据，供 Great Expectations 校验。
+    校验批次: the cleaned households and members and the department extracts, de-identified (a
     surrogate key per row; each ID replaced by its shape, its check-character flag and a token
     drawn afresh every run; no name), handed to the Great Expectations worker. The worker
     validates them and writes the Data Docs while the 附件 are computed and written; the

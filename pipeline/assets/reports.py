@@ -10,6 +10,7 @@ import pandas as pd
 from pipeline.io.excel import summarize, write_annex_workbook, write_notice_workbook, write_sheets_workbook
 from pipeline.layout import DRAFT_DIR
 from pipeline.metadata import download_links, masked_sample
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import AMOUNT_COLUMNS, ANNEXES, TEXT_COLUMNS, Annex, annex_frame, annex_title
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
@@ -24,13 +25,13 @@ from pipeline.rules.notices import (
 )
 from pipeline.rules.sqlutil import literals
 
-GROUP = "reports"
+GROUP = "step7_reports"
 
 
 def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
     @dg.asset(name=annex.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
-              description=f"{annex.filename.removesuffix('.xlsx')}: the draft under reports/{DRAFT_DIR}/, "
-                          "laid out to print and file as it is (明细, 汇总, 设置).")
+              description=f"{annex.filename.removesuffix('.xlsx')}：草稿，位于 reports/{DRAFT_DIR}/，"
+                          "可直接打印归档（明细、汇总、设置）。(the draft, laid out to print and file as it is.)")
     def _annex(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
         s = settings.get()
         with warehouse.connect(read_only=True) as con:
@@ -42,9 +43,9 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
         per = rows.groupby("办事处")["_household"].nunique().to_dict() if len(rows) else {}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(rows),
-            "households": int(rows["_household"].nunique()) if len(rows) else 0,
-            "households per 办事处": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
-            "sample (masked)": masked_sample(rows),
+            "户数（households）": int(rows["_household"].nunique()) if len(rows) else 0,
+            "各办事处户数（households per 办事处）": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
+            "示例（已遮盖，masked sample）": masked_sample(rows),
             **download_links(paths, path),
         })
 
@@ -54,7 +55,7 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
 def _write(path, annex: Annex, rows, summary, settings):
     return write_annex_workbook(
         path, title=annex_title(annex, settings), columns=annex.columns, rows=rows,
-        summary=summary, settings=settings, generated_at=settings.now(),
+        summary=summary, settings=settings, generated_at=office_stamp(settings.tz),
         text_columns=TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, unit=annex.unit, household_key="_household",
         page_label=annex.label,
     )
@@ -74,7 +75,8 @@ CROSSCHECK_TEXT_COLUMNS = frozenset({"办事处", "村", "户主姓名", "户主
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification", "household_findings"])
 def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
                      settings: SettingsResource) -> dg.MaterializeResult:
-    """核查比对结果表 (reports/draft/): one row per household a department cross-check touched, or
+    """核查比对结果表：部门比对涉及的每户一行，写明各项发现和结论。
+    核查比对结果表 (reports/draft/): one row per household a department cross-check touched, or
     that met the income/三保障 condition of 附件2/3 and was left out — each finding X1–X4, D1–D5 in
     its own column with what the department record says, and the 结论 (列入附件2/3, 排除：…,
     未申请, 评议未通过, 无致贫原因, 数据问题待核实, or why it is in neither), so that
@@ -88,14 +90,14 @@ def crosscheck_table(paths: PathsResource, warehouse: WarehouseResource,
     title = RESULT_TITLE.format(year=s.reference_date.year)
     path = paths.report_path(paths.draft / RESULT_FILENAME)
     write_sheets_workbook(
-        path, {"明细": (title, frame), "汇总": (title, summary)}, s, s.now(),
+        path, {"明细": (title, frame), "汇总": (title, summary)}, s, office_stamp(s.tz),
         text_columns=CROSSCHECK_TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, signature={"明细"})
     conclusions = rows["结论"].str.split("：").str[0].value_counts().to_dict() if len(rows) else {}
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(rows),
-        "households per finding": dg.MetadataValue.json(
+        "各疑点户数（households per finding）": dg.MetadataValue.json(
             {label: int(rows[label].notna().sum()) for label in FINDING_LABELS.values()}),
-        "households per 结论": dg.MetadataValue.json({k: int(v) for k, v in conclusions.items()}),
+        "各结论户数（households per 结论）": dg.MetadataValue.json({k: int(v) for k, v in conclusions.items()}),
         **download_links(paths, path),
     })
 
@@ -109,7 +111,8 @@ def _crosscheck_summary(rows):
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"])
 def public_notices(paths: PathsResource, warehouse: WarehouseResource,
                    settings: SettingsResource) -> dg.MaterializeResult:
-    """公示 — the notices of 两公示一比对一公告, ready to print and post: the 第一次公示 of every 涉农
+    """公示：两公示一比对一公告的公示，可直接打印张贴（每个涉农村的第一次公示、每个办事处的第二次公示）。
+    The notices of 两公示一比对一公告, ready to print and post: the 第一次公示 of every 涉农
     village (reports/public/<办事处名称>/<村代码>_<村名称>_公示.xlsx, issued by the 村民委员会; a
     village with nobody to list gets a notice that says so) and the 第二次公示 of every 办事处
     (reports/public/<办事处代码>_<办事处名称>_公示.xlsx). Each lists the households of 附件2/3 by
@@ -136,13 +139,13 @@ def public_notices(paths: PathsResource, warehouse: WarehouseResource,
         old.unlink()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(listed),
-        "village notices (第一次公示)": per_kind[FIRST],
-        "subdistrict notices (第二次公示)": per_kind[SECOND],
-        "households listed": len(listed),
-        "persons listed": int(listed["家庭人口"].sum()) if len(listed) else 0,
-        "villages with nobody to list": int(sum(1 for v in villages.itertuples()
-                                                if not (listed["village_code"] == v.village_code).any())),
-        "stale notices removed": removed,
+        "第一次公示（village notices）": per_kind[FIRST],
+        "第二次公示（subdistrict notices）": per_kind[SECOND],
+        "户数（households listed）": len(listed),
+        "人数（persons listed）": int(listed["家庭人口"].sum()) if len(listed) else 0,
+        "无人公示的村（villages with nobody to list）": int(sum(
+            1 for v in villages.itertuples() if not (listed["village_code"] == v.village_code).any())),
+        "已删除的旧公示（stale notices removed）": removed,
         **download_links(paths, paths.public),
     })
 

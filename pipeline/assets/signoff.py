@@ -1,7 +1,17 @@
 """Sign-off (签字): the leader's decision on the drafts, the gate before anything is final.
 
 Materialize ``signoff`` (UI launchpad, or ``huitoukan signoff``) with run config ``signer``,
-``decision`` (同意 / 不同意) and ``comment``. 同意 is refused — the run fails with every reason
+``decision`` (同意 / 不同意) and ``comment`` — nothing else: the data paths are the deployment's
+resources (``build_resources``), not run config.
+
+Why the config is optional: the UI's "Materialize all" selects every asset, the sign-off too,
+and the UI offers no way to leave one out; a required ``signer``/``decision`` made that button
+fail (RunConfigValidationInvalid) and its remedy was to type 同意. A separate job or op that
+Materialize-all cannot reach would hide the sign-off from the lineage where outputs.md puts it.
+So with no decision the asset signs nothing, writes nothing under signed/, and records only
+"未给出决定：未签字" beside the 签字条件 table — Materialize-all succeeds and never signs. A
+decision other than 同意/不同意 fails with a Chinese message (the launchpad's own enum error is
+English, so the value is a string checked here). 同意 is refused — the run fails with every reason
 listed — while a blocking problem is open, a 涉农 village has not submitted, a department has
 not returned its extract, or a draft is missing or older than its inputs or than the last build
 of the warehouse. Otherwise it writes ``reports/signed/<签字时间>/``: the six 附件, the two 公示
@@ -24,6 +34,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from pipeline.assets.signoff_readiness import conditions_table
 from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_notice_workbook, write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.privacy import mask_name, mask_text
@@ -53,10 +64,26 @@ class Decision(enum.Enum):
     不同意 = "不同意"
 
 
+NO_DECISION = "未给出决定：未签字（no decision given: nothing signed）"
+
+
 class SignoffConfig(dg.Config):
-    signer: str = Field(description="签字人：区脱贫攻坚领导小组组长（或代为操作的分析员写明“某某代签”）")
-    decision: Decision = Field(description="同意：签发附件1–6；不同意：记录意见，不形成签字包")
+    signer: str = Field(default="", description="签字人：区脱贫攻坚领导小组组长（或代为操作的分析员写明“某某代签”）")
+    decision: str = Field(default="", description="同意：签发附件1–6；不同意：记录意见，不形成签字包；"
+                                                  "留空：不签字（“物化全部”时即如此）")
     comment: str = Field(default="", description="意见（不同意时请写明原因）")
+
+
+def parse_decision(value: str) -> Decision | None:
+    """同意 / 不同意, or None when no decision is given; anything else fails in Chinese."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return Decision(text)
+    except ValueError:
+        raise dg.Failure(description=f"决定只能填写“同意”或“不同意”，不能是“{mask_text(text)[:20]}”"
+                                     "（decision must be 同意 or 不同意）", allow_retries=False) from None
 
 
 class SignoffRefused(Exception):
@@ -220,38 +247,51 @@ def _write_confirmation(path: Path, settings, *, signer: str, comment: str, now:
 
 
 @dg.asset(
-    group_name="signoff", pool=WAREHOUSE_POOL, kinds={"excel"},
-    deps=list(PACKAGE_ASSETS),
+    group_name="step9_signoff", pool=WAREHOUSE_POOL, kinds={"excel"},
+    deps=[*PACKAGE_ASSETS, "signoff_readiness"],
 )
 def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: PathsResource,
             warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-    """签字 — the leader's decision. Launch it with config ``signer``, ``decision`` (同意/不同意),
-    ``comment``. 同意 is refused, with every reason listed, while a blocking problem is open, a
+    """签字：领导小组组长对草稿的决定（sign-off）。填写 signer（签字人）、decision（同意/不同意）、
+    comment（意见）后物化；不填决定时（如“物化全部”）不签字，只显示签字条件。
+    (Launch it with config ``signer``, ``decision``, ``comment``.) 同意 is refused, with every reason
+    listed, while a blocking problem is open, a
     涉农 village has not submitted, a department has not returned its extract, or a 附件 draft is
     missing or older than its inputs; otherwise it writes the read-only package
     reports/signed/<签字时间>/ (附件1–6, 公示 lists, 签字确认单.xlsx, manifest.json with sha256 of
     every output and input). 不同意 is recorded in reports/signed/签字记录.jsonl, with no package.
     A signed package is never changed afterwards."""
     signer = config.signer.strip()
-    decision = config.decision.value
+    chosen = parse_decision(config.decision)
     comment = config.comment.strip()
-    if not signer:
-        raise dg.Failure("签字人不能为空")
-    now = office_now()
+    tz = settings.get().tz
+    now = office_now(tz)
     with warehouse.connect(read_only=True) as con:
-        reasons = gate_reasons(con, paths.raw, paths.reports, last_build(con))
-        announced = con.execute(NOTICE_SQL).df() if not reasons and decision == AGREED else None
+        built = last_build(con)
+        reasons = gate_reasons(con, paths.raw, paths.reports, built)
+        table = conditions_table(con, paths, built, tz)
+        announced = con.execute(NOTICE_SQL).df()  # the 公告's households (附件2/3), if it is signed
+    if chosen is None:  # Materialize-all, or a launch without a decision: nothing is signed
+        return dg.MaterializeResult(metadata={
+            "结果（outcome）": NO_DECISION, "签字条件（sign-off conditions）": table,
+            "时间（time）": now.isoformat()})
+    if not signer:
+        raise dg.Failure(description="签字人不能为空（signer is required with a decision）",
+                         metadata={"签字条件（sign-off conditions）": table}, allow_retries=False)
+    decision = chosen.value
     entry = {"time": now.isoformat(), "signer": signer, "decision": decision, "comment": comment,
              "run_id": context.run_id}
-    base_meta = {"decision": decision, "signer (masked)": mask_name(signer), "time": now.isoformat()}
+    base_meta = {"决定（decision）": decision, "签字人（signer, masked）": mask_name(signer),
+                 "时间（time）": now.isoformat(), "签字条件（sign-off conditions）": table}
 
     if decision == DISAGREED:
         log = append_log(paths.signed, {**entry, "outcome": "recorded", "open_reasons": reasons})
         return dg.MaterializeResult(metadata={
             **base_meta,
-            "outcome": "不同意：已记录，未形成签字包",
-            "open reasons at the time": dg.MetadataValue.md("\n".join(f"- {mask_text(r)}" for r in reasons) or "none"),
-            "log": dg.MetadataValue.path(str(log.resolve())),
+            "结果（outcome）": "不同意：已记录，未形成签字包",
+            "当时未满足的条件（open reasons）": dg.MetadataValue.md(
+                "\n".join(f"- {mask_text(r)}" for r in reasons) or "（无）"),
+            "签字记录（log）": dg.MetadataValue.path(str(log.resolve())),
         })
 
     if reasons:
@@ -259,8 +299,9 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         listed = "\n".join(f"{i}. {mask_text(r)}" for i, r in enumerate(reasons, start=1))
         raise dg.Failure(
             description=f"不能签字（同意）：{len(reasons)} 个条件未满足：\n{listed}",
-            metadata={"reasons": dg.MetadataValue.md("\n".join(f"- {mask_text(r)}" for r in reasons)),
-                      "reason count": len(reasons)},
+            metadata={"签字条件（sign-off conditions）": table,
+                      "未满足的原因（reasons）": dg.MetadataValue.md("\n".join(f"- {mask_text(r)}" for r in reasons)),
+                      "原因数（reason count）": len(reasons)},
             allow_retries=False,
         )
 
@@ -275,11 +316,11 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
     counts = {f"{c['表']}/{c['工作表']}": [c["户数"], c["人数"]] for c in manifest["counts"]}
     return dg.MaterializeResult(metadata={
         **base_meta,
-        "outcome": "同意：已形成签字包",
-        "package": folder.name,
-        "files": len(manifest["outputs"]),
-        "inputs hashed": len(manifest["inputs"]),
-        "households/persons per table": dg.MetadataValue.json(counts),
+        "结果（outcome）": "同意：已形成签字包",
+        "签字包（package）": folder.name,
+        "文件数（files）": len(manifest["outputs"]),
+        "已计算校验值的输入文件（inputs hashed）": len(manifest["inputs"]),
+        "各表户数/人数（households/persons per table）": dg.MetadataValue.json(counts),
         "manifest sha256": sha256_file(folder / MANIFEST_FILE),
         **download_links(paths, folder / CONFIRMATION_FILE, folder / MANIFEST_FILE),
         "path": dg.MetadataValue.path(str(folder.resolve())),

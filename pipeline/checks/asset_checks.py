@@ -17,7 +17,6 @@ Metadata carries counts and masked samples only (``210505********123X``, ``张*`
 """
 
 
-import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pandas as pd
 from pipeline.checks.expectations import SUITES, Outcome, expectations
 from pipeline.metadata import masked_sample
 from pipeline.privacy import mask_id, mask_name
+from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.rules.annex import ANNEXES, Annex
@@ -66,13 +66,13 @@ def _result(con, suite, expect, outcome: Outcome | None, failure: str = "") -> d
                                    severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"error": failure or f"table {suite.name} was not built; nothing validated"})
     metadata = {
-        "failing count": outcome.unexpected_count,
-        "rows checked": outcome.element_count,
-        "rules.md": expect.rules or "—",
-        "sample (masked)": _sample_md(con, suite, outcome.sample_keys),
+        "不通过的行数（failing count）": outcome.unexpected_count,
+        "检查的行数（rows checked）": outcome.element_count,
+        "规则（rules.md）": expect.rules or "—",
+        "示例（已遮盖，masked sample）": _sample_md(con, suite, outcome.sample_keys),
     }
     if outcome.element_count:
-        metadata["failing %"] = round(100 * outcome.unexpected_count / outcome.element_count, 2)
+        metadata["不通过比例 %（failing %）"] = round(100 * outcome.unexpected_count / outcome.element_count, 2)
     if outcome.error:
         metadata["error"] = outcome.error
     return dg.AssetCheckResult(asset_key=suite.asset, check_name=expect.check, passed=outcome.success,
@@ -90,7 +90,7 @@ def hand_over(context, warehouse: WarehouseResource, paths: PathsResource, ge: G
                   if table_exists(con, suite.name)}
     run = context.run.run_id[:8]
     ge.worker.submit(frames, docs_dir=paths.quality, run_name=run,
-                     generated=f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {run}")
+                     generated=f"{office_stamp():%Y-%m-%d %H:%M}，运行 {run}")
     return {name: len(frame) for name, frame in frames.items()}
 
 
@@ -181,7 +181,7 @@ def held_back_households_not_classified(warehouse: WarehouseResource) -> dg.Asse
     return dg.AssetCheckResult(
         passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"failing count": len(leaked), "households held back": int(held),
-                  "sample (masked)": _household_sample(leaked)})
+                  "示例（已遮盖，masked sample）": _household_sample(leaked)})
 
 
 def _household_sample(frame: pd.DataFrame) -> dg.MetadataValue:
@@ -258,8 +258,8 @@ def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
             metadata={"failing count": len(leaked), "rows in file": len(rows),
-                      "households held back": int(held["hh_uid"].nunique()) if len(held) else 0,
-                      "sample (masked)": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
+                      "暂不列入的户（households held back）": int(held["hh_uid"].nunique()) if len(held) else 0,
+                      "示例（已遮盖，masked sample）": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
 
     return _audit
 

@@ -143,8 +143,15 @@ def offline_html(text: str, depth: int, banner: str = "") -> str:
 
 def _banner(generated: str) -> str:
     return ('<div class="huitoukan-banner"><h1>回头看 数据质量报告</h1>'
-            f"<p>Great Expectations 对清洗后的家庭基本情况、家庭成员情况的检查结果（{html.escape(generated)}）。"
-            "行以“村代码|文件|Excel行号”标识，不含姓名和身份证号；问题明细见各村问题清单。</p></div>")
+            f"<p>这是 Great Expectations 对清洗后的家庭基本情况、家庭成员情况和各部门比对数据的自动检查结果"
+            f"（{html.escape(generated)}）。</p>"
+            "<p><b>怎么看：</b>下表每一行是一次检查（一个数据表一次运行），点开后逐条列出检查项。每条检查项写着"
+            "【检查项 名称】和中文说明，括号里是 rules.md 的规则代码；同名的检查在 Dagster 界面的资产检查"
+            "（Asset checks）里也能看到。“0% unexpected”表示全部通过；不通过的检查项给出不符合的行数和比例，"
+            "行以“村代码|文件|Excel行号”标识，不含姓名和身份证号。要逐条修改的问题见各村问题清单"
+            "（reports/problems/）。</p>"
+            "<p>(The data-quality report: one validation per checked table per run; each expectation "
+            "shows its asset check's name and rules.md code.)</p></div>")
 
 
 def make_offline(site: Path, generated: str = "") -> list[Path]:

@@ -109,7 +109,7 @@ def _id_expectations(prefix: str, label: str, required_rules: str) -> tuple[Expe
     return (
         _in_set(f"{prefix}_valid", f"{prefix}_status", VALID_ID_STATUSES,
                 f"{label}填写且有效（可自动修复的格式问题已修复；无效、被Excel损坏或未填写的不通过）", required_rules),
-        Expect(f"{prefix}_form", "ExpectColumnValuesToMatchRegex", {"column": f"{prefix}_shape", "regex": ID_SHAPE},
+        Expect(f"{prefix}_form", "ExpectColumnValuesToMatchRegex", {"column": f"{prefix}_form", "regex": ID_SHAPE},
                f"清洗后的{label}为18位：17位数字加数字或X", "B1"),
         _true(f"{prefix}_check_character", f"{prefix}_check_ok",
               f"清洗后的{label}校验位正确（GB 11643-1999）", "B1"),
@@ -133,7 +133,7 @@ HOUSEHOLDS = Suite(
                    FROM members WHERE hh_key IS NOT NULL GROUP BY hh_key)
         SELECT h.hh_uid, h.village_code, h.village_name IS NOT NULL AS village_in_roster,
                coalesce(h.head_id_status, 'missing') AS head_id_status,
-               regexp_replace(h.head_id, '[0-9]', '9', 'g') AS head_id_shape, h.head_id,
+               regexp_replace(h.head_id, '[0-9]', '9', 'g') AS head_id_form, h.head_id,
                {", ".join(f"h.{k}" for k in ("hh_type", "exit_status", "review_result", "main_cause", "housing_grade",
                                               *_YESNO_LABELS))},
                {", ".join(f"CAST(h.{k} AS DOUBLE) AS {k}" for k in AMOUNT_KEYS)},
@@ -190,7 +190,7 @@ MEMBERS = Suite(
     sql="""
         SELECT m.member_uid, m.village_code,
                coalesce(m.person_id_status, 'missing') AS person_id_status,
-               regexp_replace(m.person_id, '[0-9]', '9', 'g') AS person_id_shape, m.person_id,
+               regexp_replace(m.person_id, '[0-9]', '9', 'g') AS person_id_form, m.person_id,
                m.name IS NOT NULL AS has_name,
                m.relation, m.sex, m.id_sex, m.ethnicity, m.education, m.school_status, m.labor_skill, m.work_status,
                CAST(m.work_months AS DOUBLE) AS work_months, m.dibao, m.tekun, m.disabled_cert,
@@ -244,7 +244,7 @@ def department_suite(dept) -> Suite:
         id_column="person_id",
         sql=f"""
             SELECT _file || '|' || _row AS row_uid, coalesce(id_status, 'missing') AS person_id_status,
-                   regexp_replace(person_id, '[0-9]', '9', 'g') AS person_id_shape, person_id
+                   regexp_replace(person_id, '[0-9]', '9', 'g') AS person_id_form, person_id
             FROM {table} ORDER BY _file, _row""",
         sample_sql=f"SELECT _file || '|' || _row AS key, '' AS village_code, _file AS file, _row AS row, "
                    f"NULL AS name, person_id AS id FROM {table}",
@@ -252,7 +252,7 @@ def department_suite(dept) -> Suite:
             _in_set("person_id_valid", "person_id_status", VALID_ID_STATUSES,
                     f"{dept.name}数据的“{dept.id_column}”有效（15位旧号码、小写x、空格已修复）；无效的行无法比对"),
             Expect("person_id_form", "ExpectColumnValuesToMatchRegex",
-                   {"column": "person_id_shape", "regex": ID_SHAPE}, "规范化后的证件号码为18位"),
+                   {"column": "person_id_form", "regex": ID_SHAPE}, "规范化后的证件号码为18位"),
             _true("person_id_check_character", "person_id_check_ok", "规范化后的证件号码校验位正确"),
         ),
     )
@@ -361,11 +361,17 @@ def build_context(docs_dir: Path | None):
 DOCS_SITE = "huitoukan_quality"
 
 
+def docs_text(e: Expect) -> str:
+    """What the Data Docs show for an expectation: its Chinese description and the name of the
+    Dagster asset check that carries the same result, so the two can be found from each other."""
+    return f"【检查项 {e.check}】{e.text}"
+
+
 def build_suite(gx, suite: Suite):
     ge_suite = gx.ExpectationSuite(name=suite.name)
     for e in suite.expectations:
         cls = getattr(gx.expectations, e.kind)
-        ge_suite.add_expectation(cls(**e.kwargs, description=e.text, meta={"check": e.check, "rules": e.rules}))
+        ge_suite.add_expectation(cls(**e.kwargs, description=docs_text(e), meta={"check": e.check, "rules": e.rules}))
     return ge_suite
 
 

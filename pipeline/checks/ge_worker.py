@@ -20,7 +20,6 @@ also what happens when the run's process dies (``kill -9`` included).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import pickle
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 
 from pipeline.privacy import mask_text
+from pipeline.readiness import office_stamp
 
 FOLDER_PREFIX = "huitoukan-ge-"
 OUTCOMES = "outcomes.pickle"
@@ -164,7 +164,7 @@ def run_job(request: dict) -> None:
     outcomes = validate(frames, docs_dir=docs_dir, run_name=request["run_name"])
     if docs_dir is not None:
         datadocs.make_offline(docs_dir, generated=request.get("generated")
-                              or f"{dt.datetime.now():%Y-%m-%d %H:%M}，运行 {request['run_name']}")
+                              or f"{office_stamp():%Y-%m-%d %H:%M}，运行 {request['run_name']}")
     with open(folder / OUTCOMES, "wb") as f:
         pickle.dump(outcomes, f)
 

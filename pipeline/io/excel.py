@@ -1210,6 +1210,7 @@ def write_sheets_workbook(
     document_title: str | None = None,
     page_label: str | None = None,
     for_village: bool = False,
+    charts: Collection = (),
 ) -> WriteStats:
     """Write several tables, one sheet each (``sheets``: name -> (title, frame); every column of
     the frame is written, in order), with the title/row 2/header layout and print setup of the
@@ -1220,7 +1221,9 @@ def write_sheets_workbook(
     Excel's row limit continues in ``<name>_2``, ``<name>_3``… (``WriteStats.split``/``notes``).
     ``WriteStats.households/persons`` are given when exactly one sheet has totals; per sheet they
     are in ``sheet_totals``. ``page_label`` is printed at the top left of every page; a workbook
-    ``for_village`` records its settings without the detection thresholds."""
+    ``for_village`` records its settings without the detection thresholds. ``charts``: callables
+    given the open xlsxwriter workbook after the tables, each adding a sheet with a native chart
+    (pipeline/charts.py)."""
     started = time.perf_counter()
     path = Path(path)
     if not sheets:
@@ -1245,7 +1248,7 @@ def write_sheets_workbook(
         path, tables, settings=settings, generated_at=generated_at,
         title=document_title or first_title, row2=row2_text(settings, generated_at),
         text_columns=text_columns, amount_columns=amount_columns, settings_sheet=settings_sheet,
-        page_label=page_label, for_village=for_village)
+        page_label=page_label, for_village=for_village, charts=charts)
     only = next(iter(sheet_totals.values())) if len(sheet_totals) == 1 else (None, None)
     return WriteStats(rows=sum(written.values()), households=only[0], persons=only[1], path=path,
                       sheets=written, split=split, sheet_totals=sheet_totals,
@@ -1256,7 +1259,8 @@ def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
                     generated_at: dt.datetime, title: str, row2: str,
                     text_columns: Collection[str], amount_columns: Collection[str],
                     settings_sheet: bool = True, page_label: str | None = None,
-                    for_village: bool = False) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+                    for_village: bool = False,
+                    charts: Collection = ()) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     text_columns = frozenset(text_columns)
     amount_columns = frozenset(amount_columns)
     cells = sum(len(t.frame) * len(t.columns) for t in tables)
@@ -1272,6 +1276,8 @@ def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
             sheets.update(parts)
             if len(parts) > 1:
                 split[table.name] = tuple(name for name, _ in parts)
+        for chart in charts:
+            chart(wb)
         if settings_sheet:
             _write_settings_sheet(wb, fmts, record)
     return sheets, split

@@ -221,7 +221,7 @@ def mark_latest(records: list[dict]) -> dict[str, str]:
                 latest[rec["village_code"]] = key
     for rec in records:
         if rec["status"] == FILE_READ and latest[rec["village_code"]][1] != rec["file"]:
-            rec["status"], rec["reason"] = FILE_SUPERSEDED, "同村有更新的报送文件"
+            rec["status"], rec["reason"] = FILE_SUPERSEDED, f"已被同村更新的文件替代：{latest[rec['village_code']][1]}"
     return {village: file for village, (_, file) in latest.items()}
 
 

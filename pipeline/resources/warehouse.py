@@ -28,6 +28,9 @@ LOCK_WAIT_SECONDS = 1.0
 # Every asset that opens the warehouse runs in this pool; dagster.yaml limits it to 1 slot, so
 # runs from sensors, the schedule and the UI take turns instead of meeting DuckDB's file lock.
 WAREHOUSE_POOL = "warehouse"
+# Steps no draft waits for (problem lists, progress, the blank template) take the pool's slot after
+# the steps the drafts need whenever both are ready: a new file reaches the drafts sooner.
+AFTER_DRAFTS = {"dagster/priority": "-5"}
 
 
 class WarehouseResource(dg.ConfigurableResource):
