@@ -130,6 +130,7 @@ NEVER_WRAP_WIDTH = 20  # an ID (18), a 户编号 (14) or a phone number is never
 HEADER_MIN_WIDTH = 8  # a longer header wraps onto two lines
 NARROW_TABLE_WIDTH = 130  # a narrow table is widened to its title, up to about one A4 width
 MIN_TITLE_SPAN = 40  # characters: narrower, a title would stand on more than three lines
+CHART_LAYOUT = PrintLayout(A4, 100, None, 1)  # a chart sheet (pipeline/charts.py): one A4 page
 _WIDTH_SAMPLE = 2000
 _ZIP64_CELLS = 20_000_000  # above this many cells the package may pass 4 GB uncompressed
 
@@ -1276,8 +1277,11 @@ def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
             sheets.update(parts)
             if len(parts) > 1:
                 split[table.name] = tuple(name for name, _ in parts)
+        before = len(wb.worksheets())
         for chart in charts:
             chart(wb)
+        for ws in wb.worksheets()[before:]:  # a chart's sheet prints like the rest: A4 landscape
+            apply_print_layout(ws, CHART_LAYOUT, page_label)
         if settings_sheet:
             _write_settings_sheet(wb, fmts, record)
     return sheets, split
