@@ -21,6 +21,7 @@ from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
 from pipeline.privacy import mask_text
 from pipeline.rules.annex import ANNEXES
 from pipeline.rules.notices import FIRST, NOTICE_SUFFIX, SECOND
+from pipeline.rules.quality import UNREADABLE_FILES_SQL
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
 from pipeline.settings import TIME_FORMAT
@@ -157,10 +158,17 @@ def village_status(con) -> pd.DataFrame:
                    arg_max(households, mtime) AS households, arg_max(members, mtime) AS members
             FROM survey_files WHERE status = '{FILE_READ}' GROUP BY village_code),
         seen AS (SELECT village_code, count(*) AS files FROM survey_files
-                 WHERE village_code IS NOT NULL GROUP BY village_code)
+                 WHERE village_code IS NOT NULL GROUP BY village_code),
+        unread AS (SELECT village_code, arg_max(file, mtime) AS unreadable_file,
+                          arg_max(reason, mtime) AS unreadable_reason, max(mtime) AS unreadable_mtime
+                   FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NOT NULL AND (NOT other OR village_code NOT IN
+                       (SELECT village_code FROM survey_files WHERE status = '{FILE_READ}' AND village_code IS NOT NULL))
+                   GROUP BY village_code)
         SELECT v.village_code, v.village_name, v.subdistrict_code, v.subdistrict_name, v.farming,
-               l.file, l.mtime, l.households, l.members, coalesce(s.files, 0) AS files
+               l.file, l.mtime, l.households, l.members, coalesce(s.files, 0) AS files,
+               u.unreadable_file, u.unreadable_reason, u.unreadable_mtime
         FROM villages v LEFT JOIN latest l USING (village_code) LEFT JOIN seen s USING (village_code)
+        LEFT JOIN unread u USING (village_code)
         ORDER BY v.subdistrict_code, v.village_code""").df()
     frame["pending_rebuild"] = False
     if table_exists(con, VILLAGE_SUBMISSIONS):
@@ -179,6 +187,69 @@ def village_status(con) -> pd.DataFrame:
         frame[col] = frame[col].fillna(0).astype(int)
     frame["submitted"] = frame["file"].notna()
     return frame
+
+
+def unattributed_unreadable(con) -> pd.DataFrame:
+    """Survey files that could not be read and that no village can be found for."""
+    return con.execute(f"SELECT file, reason FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NULL AND NOT other "
+                       "ORDER BY file").df()
+
+
+# The row account shown with each file (inputs.md): per sheet of every read file, rows seen, used,
+# and set aside by reason. Columns: the reasons of pipeline.io.survey.ASIDE_REASONS.
+ROW_ACCOUNT_LABELS = {"village_code": "村代码", "file": "文件", "sheet_name": "工作表", "used_as": "用作",
+                      "rows_seen": "行数", "rows_used": "读入", "rows_set_aside": "未读入"}
+
+
+def row_accounts(con, latest_only: bool = True) -> pd.DataFrame:
+    """One row per sheet of each read survey file (the latest of each village, or every file
+    read): rows seen, used and set aside, and the set-aside rows by reason, and whether the
+    account balances (seen = used + set aside). Plain SQL, no names or IDs."""
+    from pipeline.rules.workbook import ASIDE_REASONS
+    from pipeline.tables import ROWS_SET_ASIDE, SHEET_ACCOUNTS
+
+    labels = list(ROW_ACCOUNT_LABELS) + list(ASIDE_REASONS) + ["balanced"]
+    if not table_exists(con, SHEET_ACCOUNTS):
+        return pd.DataFrame(columns=labels)
+    by_reason = ", ".join(f"count(a.row) FILTER (WHERE a.reason = '{r}') AS \"{r}\"" for r in ASIDE_REASONS)
+    status = f"= '{FILE_READ}'" if latest_only else "IS NOT NULL"
+    frame = con.execute(f"""
+        SELECT s.village_code, s.file, s.sheet_name,
+               coalesce(s.sheet, '未使用（' || s.note || '）') AS used_as,
+               s.rows_seen, s.rows_used, s.rows_set_aside, {by_reason}, count(a.row) AS listed
+        FROM {SHEET_ACCOUNTS} s JOIN survey_files f USING (file)
+        LEFT JOIN {ROWS_SET_ASIDE} a ON a.file = s.file AND a.sheet_name = s.sheet_name
+        WHERE f.status {status}
+        GROUP BY s.village_code, s.file, s.sheet_name, s.sheet, s.note, s.rows_seen, s.rows_used, s.rows_set_aside
+        ORDER BY s.village_code, s.file, s.sheet IS NULL, s.sheet, s.sheet_name""").df()
+    frame["balanced"] = (frame["rows_seen"] == frame["rows_used"] + frame["listed"]) & (
+        frame["rows_set_aside"] == frame["listed"])
+    return frame[labels]
+
+
+def row_account_metadata(accounts: pd.DataFrame, listed: int = 40) -> dict:
+    """The row account as Dagster metadata: totals by reason, whether every sheet balances, and
+    the sheets of the files in use (the first ``listed``; sheets with rows set aside first)."""
+    import dagster as dg
+
+    from pipeline.rules.workbook import ASIDE_REASONS
+
+    totals = {"rows seen": int(accounts["rows_seen"].sum()), "rows used": int(accounts["rows_used"].sum()),
+              **{r: int(accounts[r].sum()) for r in ASIDE_REASONS if int(accounts[r].sum())}}
+    shown = accounts.assign(_aside=accounts["rows_set_aside"] > 0).sort_values(
+        ["_aside", "file", "sheet_name"], ascending=[False, True, True]).head(listed)
+    lines = ["| 文件 | 工作表 | 用作 | 行数 | 读入 | 未读入（按原因） |", "|---|---|---|---|---|---|"]
+    for row in shown.to_dict("records"):
+        why = "、".join(f"{k} {int(row[k])}" for k in ASIDE_REASONS if row.get(k)) or "—"
+        lines.append(f"| `{row['file']}` | {row['sheet_name']} | {row['used_as']} | {row['rows_seen']} "
+                     f"| {row['rows_used']} | {why} |")
+    if len(accounts) > listed:
+        lines.append(f"| …另有 {len(accounts) - listed} 个工作表 | | | | | |")
+    return {
+        "行数核对（row account: seen = used + set aside）": dg.MetadataValue.json(totals),
+        "行数核对是否平（row account balances）": bool(accounts["balanced"].all()) if len(accounts) else True,
+        "各工作表行数（row account by sheet）": dg.MetadataValue.md("\n".join(lines)),
+    }
 
 
 SUPERSEDED_COLUMNS = ("办事处", "村代码", "村名称", "被替代的文件", "其报送时间", "替代它的文件", "替代文件报送时间")
@@ -266,7 +337,13 @@ def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] |
 
     missing = villages[villages["farming"] & ~villages["submitted"]]
     for v in missing.itertuples():
-        reasons.append(f"涉农村未报送入户调查表：{v.subdistrict_name}{v.village_name}（{v.village_code}）")
+        if isinstance(v.unreadable_file, str):  # it has submitted: its file could not be read
+            reasons.append(f"涉农村报送的文件无法读取：{v.subdistrict_name}{v.village_name}（{v.village_code}）"
+                           f"：{v.unreadable_file}：{v.unreadable_reason}")
+        else:
+            reasons.append(f"涉农村未报送入户调查表：{v.subdistrict_name}{v.village_name}（{v.village_code}）")
+    for f in unattributed_unreadable(con).itertuples():
+        reasons.append(f"报送的文件无法读取，也无法判断是哪个村的：{f.file}：{f.reason}")
 
     for d in department_status(con, root).itertuples():
         if not d.returned:

@@ -19,6 +19,11 @@ CACHE_FILES = "cache_survey_files"  # the reader's cache: a file read before is 
 CACHE_HOUSEHOLDS = "cache_households"
 CACHE_MEMBERS = "cache_members"
 CACHE_PROBLEMS = "cache_problems"
+# the row account (issue #11): per sheet of every read file, rows seen = used + set aside by reason
+SHEET_ACCOUNTS = "survey_sheet_accounts"  # one row per sheet of each read file (latest or superseded)
+ROWS_SET_ASIDE = "survey_rows_set_aside"  # one row per row set aside, with its reason
+CACHE_SHEET_ACCOUNTS = "cache_sheet_accounts"
+CACHE_ROWS_SET_ASIDE = "cache_rows_set_aside"
 # intake (one village, as soon as its file lands)
 SURVEY_FILE_INDEX = "survey_file_index"
 VILLAGE_SUBMISSIONS = "village_submissions"
@@ -46,7 +51,7 @@ ALL_TABLES = frozenset({
     CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS, SURVEY_FILE_INDEX, VILLAGE_SUBMISSIONS,
     VILLAGE_SUBMISSION_PROBLEMS, HOUSEHOLDS, MEMBERS, HOUSEHOLD_STATUS, HOUSEHOLD_INCOME, HOUSEHOLD_GUARANTEES,
     DEPARTMENT_READS, DEPARTMENT_RETURNS, HOUSEHOLD_FINDINGS, PROBLEMS, OPEN_PROBLEMS, CLASSIFICATION,
-    ASSET_BUILDS,
+    ASSET_BUILDS, SHEET_ACCOUNTS, ROWS_SET_ASIDE, CACHE_SHEET_ACCOUNTS, CACHE_ROWS_SET_ASIDE,
 })
 
 

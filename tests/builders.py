@@ -30,6 +30,14 @@ def make_id(birth: str = "19800101", seq: int = 123, area: str = "210505") -> st
     return first17 + check_char(first17)
 
 
+@dataclass(frozen=True)
+class Formula:
+    """An amount typed as a formula: Excel saves the formula and the value it computed."""
+
+    text: str  # "=1000+2000"
+    value: float
+
+
 @dataclass
 class SheetSpec:
     rows: list[dict]  # keyed by Col.key; a value of type float/int is written as a number cell
@@ -40,30 +48,126 @@ class SheetSpec:
     repeat_header_before: int | None = None
     notes: bool = True
     merge: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # key -> [(first, last) data idx]
+    # The variants of real village files (issue #11); each is accounted for by the reader.
+    sheet_name: str | None = None  # the sheet's name in the workbook (default: the table's)
+    seq_only_before: list[int] = field(default_factory=list)  # a row with only a 序号 typed
+    note_only_before: list[int] = field(default_factory=list)  # a row with only 备注 typed
+    extra_only_before: list[int] = field(default_factory=list)  # a row typed only in the first extra column
+    totals_after: dict[int, str | None] = field(default_factory=dict)  # data idx -> 合计/小计 label, or None:
+    #   a row with no label and no ID whose amounts are the sums (小计: since the last totals row)
+    hidden: list[int] = field(default_factory=list)  # data indexes hidden (as a filter hides them)
+    freeze: bool = False  # frozen panes below the header
+    autofilter: bool = False
+    hidden_sheet: bool = False
+
+
+@dataclass
+class Expected:
+    """What the reader must account for on one sheet: the builder knows every row it wrote."""
+
+    table: str | None
+    rows_seen: int = 0
+    used: list[int] = field(default_factory=list)  # Excel rows
+    aside: dict[int, str] = field(default_factory=dict)  # Excel row -> reason
+
+
+# path -> sheet name -> Expected, for every workbook the tests write (checked by check_account).
+EXPECTED: dict[Path, dict[str, Expected]] = {}
 
 
 def write_survey(path: Path, households: SheetSpec, members: SheetSpec, village_code: str = VILLAGE,
-                 village_name: str = VILLAGE_NAME, subdistrict: str = SUBDISTRICT) -> dict[str, dict[int, int]]:
-    """Write a survey workbook; returns {sheet: {data index: Excel row}}."""
+                 village_name: str = VILLAGE_NAME, subdistrict: str = SUBDISTRICT, *,
+                 before: list[tuple[str, list[list]]] = (), after: list[tuple[str, list[list]]] = (),
+                 more_tables: list[tuple[str, SheetSpec]] = (), members_first: bool = False, wps: bool = False,
+                 check: bool = True) -> dict[str, dict[int, int]]:
+    """Write a survey workbook; returns {sheet: {data index: Excel row}}.
+
+    ``before``/``after``: other sheets (name, rows of cells) before or after the two tables, e.g. a
+    ``填表说明`` and an empty ``Sheet3``. ``more_tables``: (table, spec) sheets with a table's layout
+    after the two (a template copy with only its header, a duplicate). ``wps``: the file as WPS saves it (its application and
+    custom properties, strings inline). Unless ``check=False`` the workbook is read back at once
+    and its row account compared with what was written (``check_account``): every workbook the
+    tests write goes through here, so the identity rows seen = used + set aside is asserted on all
+    of them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False})
     rows_of = {}
-    for sheet, columns, spec in ((SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS, households),
-                                 (SHEET_MEMBERS, MEMBER_COLUMNS, members)):
-        rows_of[sheet] = _write_sheet(wb, sheet, columns, spec, village_code, village_name, subdistrict)
+    expected: dict[str, Expected] = {}
+    for name, cells in before:
+        expected[name] = _write_plain(wb, name, cells)
+    tables = [(SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS, households), (SHEET_MEMBERS, MEMBER_COLUMNS, members)]
+    for sheet, columns, spec in (tables[::-1] if members_first else tables):
+        name = spec.sheet_name or sheet
+        rows_of[sheet], expected[name] = _write_sheet(wb, name, sheet, columns, spec, village_code, village_name,
+                                                      subdistrict)
+    for table, spec in more_tables:
+        columns = HOUSEHOLD_COLUMNS if table == SHEET_HOUSEHOLDS else MEMBER_COLUMNS
+        _, want = _write_sheet(wb, spec.sheet_name, table, columns, spec, village_code, village_name, subdistrict)
+        rows = sorted({*want.used, *want.aside})  # a copy with only its header: not used
+        expected[spec.sheet_name] = Expected(None, len(rows), [], {r: "工作表未使用" for r in rows})
+    for name, cells in after:
+        expected[name] = _write_plain(wb, name, cells)
     wb.close()
+    if wps:
+        as_wps(path)
+    EXPECTED[path] = expected
+    if check:
+        check_account(path)
     return rows_of
 
 
-def _write_sheet(wb, sheet: str, columns: tuple[Col, ...], spec: SheetSpec, village_code, village_name,
-                 subdistrict) -> dict[int, int]:
-    ws = wb.add_worksheet(sheet)
+def _write_plain(wb, name: str, cells: list[list]) -> Expected:
+    ws = wb.add_worksheet(name)
+    aside = {}
+    for r, row in enumerate(cells):
+        for c, value in enumerate(row):
+            _write_value(ws, r, c, value)
+        if any(v not in (None, "") for v in row):
+            aside[r + 1] = "工作表未使用"
+    return Expected(None, len(aside), [], aside)
+
+
+def check_account(path: Path, like: Path | None = None) -> None:
+    """The reader's row account of a written workbook (or of ``path``, a copy of the written
+    ``like`` in another format) equals what the builder wrote, and balances on every sheet."""
+    from pipeline.io.survey import read_survey
+
+    expected = EXPECTED[like or path]
+    read = read_survey(path)
+    got = {a.sheet_name: a for a in read.accounts}
+    assert set(got) == set(expected), (set(got), set(expected))
+    for name, want in expected.items():
+        a = got[name]
+        assert a.balanced(), f"{path.name}/{name}: seen {a.rows_seen} != used {a.rows_used} + set aside {len(a.set_aside)}"
+        assert a.table == want.table, (name, a.table, want.table, a.note)
+        assert a.used_rows == want.used, (name, a.used_rows, want.used)
+        assert a.set_aside == want.aside, (name, a.set_aside, want.aside)
+        assert a.rows_seen == want.rows_seen, (name, a.rows_seen, want.rows_seen)
+
+
+def _amount_keys(columns: tuple[Col, ...]) -> list[str]:
+    return [c.key for c in columns if c.kind == "amount" or c.key == "declared_size"]
+
+
+def _cents(value) -> int:
+    from pipeline.rules.values import normalize_amount
+
+    if isinstance(value, Formula):
+        value = value.value
+    cents, _ = normalize_amount(value)
+    return cents or 0
+
+
+def _write_sheet(wb, name: str, sheet: str, columns: tuple[Col, ...], spec: SheetSpec, village_code, village_name,
+                 subdistrict) -> tuple[dict[int, int], Expected]:
+    ws = wb.add_worksheet(name)
     by_key = {c.key: c for c in columns}
     keys = spec.order or [c.key for c in columns]
     cols = [by_key[k] for k in keys]
     width = len(cols) + len(spec.extra)
     ws.merge_range(0, 0, 0, width - 1, f"{SURVEY_TITLE}（{sheet}）")
     ws.write_string(1, 0, f"填报单位：{subdistrict}{village_name}　村代码：{village_code}　填报人：王*　填报日期：2019-04-26")
+    want = Expected(sheet)
 
     def header(top: int) -> None:
         c = 0
@@ -84,24 +188,65 @@ def _write_sheet(wb, sheet: str, columns: tuple[Col, ...], spec: SheetSpec, vill
             else:
                 ws.merge_range(top, c, top + 1, c, label)
                 c += 1
-        for i, name in enumerate(spec.extra):
-            ws.merge_range(top, len(cols) + i, top + 1, len(cols) + i, name)
+        for i, extra in enumerate(spec.extra):
+            ws.merge_range(top, len(cols) + i, top + 1, len(cols) + i, extra)
 
     header(2)
     r = 4
     positions: dict[int, int] = {}
+    amount_cols = [k for k in _amount_keys(columns) if k in keys]
+    since = 0  # data index after the last totals row
+
+    def aside(reason: str) -> None:
+        nonlocal r
+        want.aside[r + 1] = reason
+        r += 1
+
     for i, row in enumerate(spec.rows):
         if i in spec.blank_rows_before:
-            r += 1
+            aside("空行")
+        if i in spec.seq_only_before and "seq" in keys:
+            ws.write_number(r, keys.index("seq"), 99)
+            aside("空行")
+        if i in spec.note_only_before and "note" in keys:
+            ws.write_string(r, keys.index("note"), "此户已搬走")
+            aside("只有备注")
+        if i in spec.extra_only_before and spec.extra:
+            ws.write_string(r, len(cols), "王*")
+            aside("只有未识别的列有内容")
         if spec.repeat_header_before == i:
             header(r)
+            want.aside[r + 1] = want.aside[r + 2] = "重复的表头"
             r += 2
         positions[i] = r + 1
         for c, col in enumerate(cols):
             _write_value(ws, r, c, row.get(col.key))
-        for k, (name, values) in enumerate(spec.extra.items()):
+        for k, (_, values) in enumerate(spec.extra.items()):
             _write_value(ws, r, len(cols) + k, values[i] if i < len(values) else None)
+        if i in spec.hidden:
+            ws.set_row(r, None, None, {"hidden": True})
+        typed = {k for k, v in row.items() if k in keys and v not in (None, "") and not (isinstance(v, str) and not v.strip())}
+        typed -= {k for k, spans in spec.merge.items() for first, last in spans if first < i <= last}
+        if not typed - {"seq"}:
+            want.aside[r + 1] = "空行"
+        elif not typed - {"seq", "note"}:
+            want.aside[r + 1] = "只有备注"
+        else:
+            want.used.append(r + 1)
         r += 1
+        if i in spec.totals_after:
+            label = spec.totals_after[i]
+            start = since if label == "小计" else 0
+            summed = [spec.rows[j] for j in range(start, i + 1)]
+            if label is not None:
+                ws.write_string(r, 0, label)
+            for key in amount_cols:
+                total = sum(_cents(x.get(key)) for x in summed)
+                if total:
+                    ws.write_number(r, keys.index(key), total / 100)
+            assert label is not None or len(summed) >= 2, "a total without a label needs two rows above"
+            since = i + 1
+            aside("合计行" if label is not None else "疑似合计行")
     for key, spans in spec.merge.items():
         c = keys.index(key)
         for first, last in spans:
@@ -110,16 +255,71 @@ def _write_sheet(wb, sheet: str, columns: tuple[Col, ...], spec: SheetSpec, vill
     if spec.notes:
         ws.write_string(r + 1, 0, "填表说明：1.身份证号请以文本格式填写。")
         ws.write_string(r + 2, 0, "填表人：张*　审核人：李*")
-    return positions
+        want.aside[r + 1] = "空行"
+        want.aside[r + 2] = want.aside[r + 3] = "说明或签字行"
+        r += 3
+    if spec.hidden_sheet:
+        ws.hide()
+    if spec.freeze:
+        ws.freeze_panes(4, 3)
+    if spec.autofilter:
+        ws.autofilter(3, 0, max(r - 1, 4), width - 1)
+    last_typed = max([*want.used, *(k for k, v in want.aside.items() if v != "空行")], default=4)
+    want.aside = {k: v for k, v in want.aside.items() if k <= last_typed}  # trailing blank rows are not rows
+    want.rows_seen = max(0, last_typed - 4)
+    return positions, want
 
 
 def _write_value(ws, r: int, c: int, value) -> None:
     if value is None:
         return
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, Formula):
+        ws.write_formula(r, c, value.text, None, value.value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
         ws.write_number(r, c, value)
     else:
         ws.write_string(r, c, str(value))
+
+
+def as_wps(path: Path) -> None:
+    """Rewrite an .xlsx the way WPS Office saves it: its application name and KSOProductBuildVer
+    custom property, and every string inline in the cell (``t="inlineStr"``) instead of the shared
+    string table."""
+    import re
+    import zipfile
+    from xml.sax.saxutils import escape
+
+    with zipfile.ZipFile(path) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    shared = []
+    if "xl/sharedStrings.xml" in parts:
+        for si in re.findall(rb"<si>(.*?)</si>", parts["xl/sharedStrings.xml"], re.S):
+            shared.append(b"".join(re.findall(rb"<t[^>]*>(.*?)</t>", si, re.S)))
+
+    def inline(match):
+        attrs, index = match.group(1), int(match.group(2))
+        attrs = attrs.replace(b' t="s"', b' t="inlineStr"')
+        return b"<c" + attrs + b'><is><t xml:space="preserve">' + shared[index] + b"</t></is></c>"
+
+    for name in [n for n in parts if n.startswith("xl/worksheets/sheet")]:
+        parts[name] = re.sub(rb'<c([^>]*? t="s"[^>]*)><v>(\d+)</v></c>', inline, parts[name])
+    wps_name = "<Application>WPS 表格</Application>".encode()
+    parts["docProps/app.xml"] = re.sub(rb"<Application>.*?</Application>", wps_name, parts["docProps/app.xml"])
+    parts["docProps/custom.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Properties '
+        'xmlns="http://schemas.openxmlformats.org/officeDocument/2006/custom-properties" '
+        'xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"><property '
+        'fmtid="{D5CDD505-2E9C-101B-9397-08002B2CF9AE}" pid="2" name="KSOProductBuildVer"><vt:lpwstr>'
+        + escape("2052-11.1.0.14309") + "</vt:lpwstr></property></Properties>").encode()
+    parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
+        b"</Types>", b'<Override PartName="/docProps/custom.xml" '
+        b'ContentType="application/vnd.openxmlformats-officedocument.custom-properties+xml"/></Types>')
+    parts["_rels/.rels"] = parts["_rels/.rels"].replace(
+        b"</Relationships>", b'<Relationship Id="rIdWps" Type="http://schemas.openxmlformats.org/officeDocument/'
+        b'2006/relationships/custom-properties" Target="docProps/custom.xml"/></Relationships>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
 
 
 def write_villages(root: Path, villages: list[dict]) -> None:

@@ -472,3 +472,31 @@ def test_template_instructions_and_widths(paper):
         [c.value for c in ws[3]].index("户编号") + 1
     assert column_dimension(ws, col).width >= 16  # 14 digits
     assert ws.oddHeader.left.text == "附件1"
+def test_every_row_of_every_survey_file_is_accounted_for_as_the_key_says(district):
+    """Issue #11: per file and sheet, rows seen = rows used + rows set aside by reason, exactly as
+    the generator wrote them — the sheets named with extra words (and the instructions and empty
+    sheet beside them), the blank line inside a merged block and the 合计 row included."""
+    import duckdb
+
+    key, warehouse, _ = district
+    con = duckdb.connect(str(warehouse), read_only=True)
+    got: dict = {}
+    for file, name, table, seen, used in con.execute(
+            "SELECT file, sheet_name, sheet, rows_seen, rows_used FROM survey_sheet_accounts").fetchall():
+        got.setdefault(file, {})[name] = {"sheet": name, "table": table, "rows_seen": seen, "rows_used": used,
+                                          "set_aside": {}}
+    for file, name, reason, n in con.execute(
+            "SELECT file, sheet_name, reason, count(*) FROM survey_rows_set_aside GROUP BY ALL").fetchall():
+        got[file][name]["set_aside"][reason] = n
+    for sheets in got.values():
+        for a in sheets.values():
+            a["set_aside"] = dict(sorted(a["set_aside"].items()))
+    assert got == {f: {a["sheet"]: a for a in accounts} for f, accounts in key["row_accounts"].items()}
+    roles = {role for v in key["villages"] for role in v["roles"]}
+    assert {"sheet_names", "blank_in_merge", "totals"} <= roles
+    # no problem the failures would have caused: a member or household on a blank or 合计 row
+    for village in (v for v in key["villages"] if {"blank_in_merge", "totals", "sheet_names"} & set(v["roles"])):
+        expected = {(p["rule"], p["row"]) for p in key["problems"] if p["village_code"] == village["village_code"]}
+        found = set(con.execute("SELECT rule, row FROM problems WHERE village_code = ? AND rule NOT LIKE 'W6'",
+                                [village["village_code"]]).fetchall())
+        assert found <= expected, (village["village_name"], found - expected)

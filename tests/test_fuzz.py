@@ -22,7 +22,7 @@ from pipeline.io.dates import parse_date, parse_year_month
 from pipeline.io.departments import clean_text as dept_clean_text
 from pipeline.io.departments import parse_int, parse_number
 from pipeline.io.inputs import FILE_READ, ingest_surveys
-from pipeline.io.survey import ROW_COLUMN, SheetRead
+from pipeline.rules.workbook import ROW_COLUMN, SheetRead
 from pipeline.rules.clean import clean_sheet
 from pipeline.rules.ids import IdStatus, check_char, repair_id
 from pipeline.rules.problems import RULES

@@ -48,6 +48,11 @@ def _rows(path: Path, sheet: str) -> list[list]:
     return CalamineWorkbook.from_path(str(path)).get_sheet_by_name(sheet).to_python()
 
 
+def _sheet_name(key: dict, file: str, table: str) -> str:
+    """The name of the sheet holding ``table`` in a survey file (a village may name it otherwise)."""
+    return next(a["sheet"] for a in key["row_accounts"][file] if a["table"] == table)
+
+
 def _header_keys(rows: list[list], cols: tuple) -> dict[str, int]:
     """Column index of each schema key, found by label or alias in header rows 3–4."""
     names = {n: c.key for c in cols for n in c.names}
@@ -198,12 +203,18 @@ def test_survey_workbook_layout(small):
         if not v["latest_file"] or not v["latest_file"].endswith(".xlsx"):
             continue
         wb = openpyxl.load_workbook(root / v["latest_file"])
-        assert wb.sheetnames == [S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS]
+        tables = {_sheet_name(key, v["latest_file"], t): t for t in (S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS)}
+        if "sheet_names" in v["roles"]:  # sheets named with extra words, beside instructions and an empty sheet
+            assert wb.sheetnames == ["填表说明", "表1 家庭基本情况", "家庭成员情况表", "Sheet3"]
+        else:
+            assert wb.sheetnames == [S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS]
         for ws in wb.worksheets:
-            cols = S.SURVEY_SHEETS[ws.title]
+            if ws.title not in tables:
+                continue
+            cols = S.SURVEY_SHEETS[tables[ws.title]]
             merged = {str(m) for m in ws.merged_cells.ranges}
             last = openpyxl.utils.get_column_letter(ws.max_column)
-            assert ws["A1"].value == S.SURVEY_TITLE + titles[ws.title]
+            assert ws["A1"].value == S.SURVEY_TITLE + titles[tables[ws.title]]
             assert f"A1:{last}1" in merged
             row2 = ws["A2"].value
             assert row2.startswith(f"填报单位：{v['subdistrict_name']}{v['village_name']}\u3000")
@@ -259,7 +270,8 @@ def test_answer_key_agrees_with_files(small):
     for h in key["households"]:
         per_village[h["village_code"]] = per_village.get(h["village_code"], 0) + 1
     for code, n in per_village.items():
-        rows = _rows(root / by_code[code]["latest_file"], S.SHEET_HOUSEHOLDS)
+        latest = by_code[code]["latest_file"]
+        rows = _rows(root / latest, _sheet_name(key, latest, S.SHEET_HOUSEHOLDS))
         seq = _header_keys(rows, S.HOUSEHOLD_COLUMNS)["seq"]
         assert sum(isinstance(r[seq], (int, float)) and r[seq] != "" for r in rows[4:]) == n
     assert key["counts"]["households"] == len(key["households"])
@@ -274,7 +286,7 @@ def test_planted_problem_cells(small):
             continue
         path = root / p["file"]
         cols = S.SURVEY_SHEETS[p["sheet"]]
-        rows = _rows(path, p["sheet"])
+        rows = _rows(path, _sheet_name(key, p["file"], p["sheet"]))
         col = _header_keys(rows, cols)[next(c.key for c in cols if c.label == p["column"])]
         value = rows[p["row"] - 1][col]
         seen.add(p["rule"])
@@ -282,7 +294,7 @@ def test_planted_problem_cells(small):
             assert isinstance(value, float) and len(str(int(value))) == 18
             assert repair_id(value).status == IdStatus.DAMAGED
             if path.suffix == ".xlsx":
-                cell = openpyxl.load_workbook(path)[p["sheet"]].cell(p["row"], col + 1)
+                cell = openpyxl.load_workbook(path)[_sheet_name(key, p["file"], p["sheet"])].cell(p["row"], col + 1)
                 assert cell.data_type == "n"
         elif p["rule"] == "B1":
             assert isinstance(value, str) and repair_id(value).status == IdStatus.INVALID
@@ -491,7 +503,7 @@ def test_mess_in_files(small):
         if not v["latest_file"]:
             continue
         for sheet in (S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS):
-            rows = _rows(root / v["latest_file"], sheet)
+            rows = _rows(root / v["latest_file"], _sheet_name(key, v["latest_file"], sheet))
             headers.update(x for x in rows[3] + rows[2] if isinstance(x, str))
             values += [x for r in rows[4:] for x in r if x not in ("", None)]
     assert {"身份证号码", "家庭人口数", "入户调查人"} <= headers
@@ -504,3 +516,32 @@ def test_mess_in_files(small):
     for token in ("√", "×", "Y", "N", "有", "无", "是", "否"):
         assert token in strings, token
     assert any(Path(v["latest_file"]).suffix == ".xls" for v in key["villages"] if v["latest_file"])
+
+
+def test_the_three_failures_of_issue_11_are_planted(small):
+    """The sample carries each failure of issue #11 — sheets named with extra words beside an
+    instructions sheet and an empty Sheet3, a blank line inside a block of merged 户主身份证号
+    cells, a 合计 row under the households — and the key says how the reader must account for
+    every row of every file (rows seen = used + set aside by reason)."""
+    root, key = small
+    roles = {role: v for v in key["villages"] for role in v["roles"]}
+    assert {"sheet_names", "blank_in_merge", "totals"} <= set(roles)
+    for file, accounts in key["row_accounts"].items():
+        assert (root / file).is_file()
+        for a in accounts:
+            assert a["rows_seen"] == a["rows_used"] + sum(a["set_aside"].values()), (file, a)
+    named = {a["sheet"]: a for a in key["row_accounts"][roles["sheet_names"]["latest_file"]]}
+    assert named["表1 家庭基本情况"]["table"] == S.SHEET_HOUSEHOLDS and named["家庭成员情况表"]["table"] == S.SHEET_MEMBERS
+    assert named["填表说明"]["table"] is None and named["Sheet3"]["rows_seen"] == 0
+    totals = {a["table"]: a for a in key["row_accounts"][roles["totals"]["latest_file"]]}
+    assert totals[S.SHEET_HOUSEHOLDS]["set_aside"]["合计行"] == 1
+    rows = _rows(root / roles["totals"]["latest_file"], S.SHEET_HOUSEHOLDS)
+    assert any(r[0] == "合计" for r in rows)
+    # the blank line lies inside a merged 户主身份证号 block of the members sheet
+    path = root / roles["blank_in_merge"]["latest_file"]
+    sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_name(S.SHEET_MEMBERS)
+    rows = sheet.to_python(skip_empty_area=False)
+    head = _header_keys(rows, S.MEMBER_COLUMNS)["head_id"]
+    inside = [r for (r0, c0), (r1, c1) in sheet.merged_cell_ranges if c0 == head and r0 >= 4
+              for r in range(r0 + 1, r1 + 1) if all(v in ("", None) for v in rows[r])]
+    assert len(inside) == 1

@@ -7,7 +7,7 @@ import pandas as pd
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE, read_registry, read_villages
 from pipeline.io.survey_store import update_store
 from pipeline.partitions import VILLAGES, partition_key, village_code
-from pipeline.readiness import local_time, superseded_files, superseded_markdown
+from pipeline.readiness import local_time, row_account_metadata, row_accounts, superseded_files, superseded_markdown
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource, replace_table
 from pipeline.schema import EXCEPTIONS_COLUMNS, EXCEPTIONS_FILE
 
@@ -61,6 +61,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource, wa
             "SELECT (SELECT count(*) FROM stg_households), (SELECT count(*) FROM stg_members), "
             "(SELECT count(*) FROM cell_problems)").fetchone()
         superseded = superseded_files(con, tz)
+        accounts = row_accounts(con)
     files = update.files
     unreadable = files[files["status"] == FILE_UNREADABLE]
     for f in unreadable.itertuples():
@@ -79,6 +80,7 @@ def survey_workbooks(context: dg.AssetExecutionContext, paths: PathsResource, wa
         "户数（households）": n_households,
         "人数（persons）": n_members,
         "单元格问题（cell problems）": n_problems,
+        **row_account_metadata(accounts),
     })
 
 

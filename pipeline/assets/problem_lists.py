@@ -21,7 +21,7 @@ from pipeline import charts
 from pipeline.io.excel import to_text, write_sheets_workbook
 from pipeline.io.survey import ROW_COLUMN, UnreadableWorkbook, read_survey
 from pipeline.metadata import download_links
-from pipeline.readiness import office_stamp
+from pipeline.readiness import ROW_ACCOUNT_LABELS, office_stamp, row_accounts, village_status
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
@@ -32,7 +32,7 @@ LABEL_KEYS = {(sheet, c.label): c.key for sheet, cols in SURVEY_SHEETS.items() f
 
 SUMMARY_FILE = "问题汇总.xlsx"
 LIST_SUFFIX = "_问题清单.xlsx"
-LIST_SHEET, RULES_SHEET = "问题清单", "汇总"
+LIST_SHEET, RULES_SHEET, ROWS_SHEET = "问题清单", "汇总", "行数核对"
 NO_PROBLEM = "本村未发现数据问题"
 NOT_IN_ROSTER = "（不在村名册）"
 TEXT_COLUMNS = frozenset({"问题编号", "规则", "严重程度", "文件", "表", "户主姓名", "列", "原值", "问题", "修改建议",
@@ -163,6 +163,25 @@ def coverage_table(coverage: pd.DataFrame, villages: pd.DataFrame, submitted: se
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
+def village_row_account(accounts: pd.DataFrame, unreadable: pd.DataFrame, village_code: str) -> pd.DataFrame:
+    """行数核对 of one village: each sheet of its file in use — rows seen = rows read in + rows set
+    aside, by reason — and a file of the village that could not be read, with the reason."""
+    from pipeline.rules.workbook import ASIDE_REASONS
+
+    mine = accounts[accounts["village_code"] == village_code].rename(columns=ROW_ACCOUNT_LABELS)
+    mine = mine.drop(columns=["村代码"])
+    mine["核对"] = mine.pop("balanced").map({True: "平", False: "不平"})
+    reasons = [r for r in ASIDE_REASONS if r in mine.columns and mine[r].sum()]
+    frame = mine[["文件", "工作表", "用作", "行数", "读入", "未读入", *reasons, "核对"]]
+    bad = unreadable[(unreadable["village_code"] == village_code) & unreadable["unreadable_file"].notna()]
+    for u in bad.itertuples():
+        frame = pd.concat([frame, pd.DataFrame([{"文件": u.unreadable_file, "工作表": "",
+                                                 "用作": f"无法读取：{u.unreadable_reason}"}])], ignore_index=True)
+    if frame.empty:
+        frame = pd.DataFrame([{"文件": "（没有读入的文件）"}], columns=frame.columns)
+    return frame
+
+
 @dg.asset(group_name="step5_quality", pool=WAREHOUSE_POOL, kinds={"excel"}, op_tags=AFTER_DRAFTS,
           deps=["data_problems", "village_roster", "survey_workbooks"])
 def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
@@ -172,8 +191,9 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx — 问题编号, 规则, 严重程度, 表,
     文件, 原文件行号, 户主姓名, 列, 原值 (as the village typed it), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
     (problems by village and rule, and coverage: the registered households and persons each
-    village's survey found). A village with no problem gets a list that says so. Lists of villages
-    no longer concerned are removed."""
+    village's survey found). Each list also carries 行数核对: the rows of the village's file, read in
+    or set aside with the reason (blank, notes, repeated header, 合计…). A village with no problem
+    gets a list that says so. Lists of villages no longer concerned are removed."""
     s = settings.get()
     generated = office_stamp(s.tz)
     with warehouse.connect(read_only=True) as con:
@@ -187,6 +207,8 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
             WHERE p.village_code IS NOT NULL AND p.village_code NOT IN (SELECT village_code FROM villages)
             ORDER BY 4 NULLS LAST, 1""").df()
         coverage = con.execute(COVERAGE_SQL).df()
+        accounts = row_accounts(con)
+        unreadable = village_status(con)[["village_code", "unreadable_file", "unreadable_reason"]]
         all_villages = con.execute("SELECT village_code, village_name, subdistrict_name FROM villages").df()
         submitted = {r[0] for r in con.execute(
             "SELECT DISTINCT village_code FROM survey_files WHERE status = '已读取' AND village_code IS NOT NULL"
@@ -205,9 +227,11 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         title = f"{v.subdistrict_name or ''}{name}（{v.village_code}）数据质量问题清单"
         path = list_path(paths.problems, v.subdistrict_name, v.village_code, v.village_name)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rows = village_row_account(accounts, unreadable, v.village_code)
         write_sheets_workbook(
-            path, {LIST_SHEET: (title, frame), RULES_SHEET: (title, rule_summary(mine))}, s, generated,
-            text_columns=TEXT_COLUMNS, number_rows=False, for_village=True)
+            path, {LIST_SHEET: (title, frame), RULES_SHEET: (title, rule_summary(mine)), ROWS_SHEET: (title, rows)},
+            s, generated, text_columns=TEXT_COLUMNS | {"文件", "工作表", "用作", "核对"}, number_rows=False,
+            for_village=True)
         written.add(path.resolve())
         with_blocking += int(((mine["状态"] == OPEN) & (mine["严重程度"] == BLOCKING)).any())
     summary_path = paths.report_path(paths.problems / SUMMARY_FILE)

@@ -13,18 +13,22 @@ from pipeline import charts
 from pipeline.io.excel import write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.readiness import (
+    ROW_ACCOUNT_LABELS,
     SUPERSEDED_COLUMNS,
     department_status,
     local_time,
     office_now,
     office_stamp,
     open_blocking,
+    row_accounts,
     superseded_files,
     superseded_markdown,
     village_status,
 )
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 
+ROW_ACCOUNT_SHEET = "行数核对"
+UNREADABLE = "已报送（文件无法读取）"
 DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 
@@ -44,10 +48,12 @@ def stages(settings, today: dt.date, villages: pd.DataFrame, departments: pd.Dat
     """One row per stage of the notice: deadline, days left, what is done, and the state."""
     farming = villages[villages["farming"]]
     submitted = int(farming["submitted"].sum())
+    unreadable = int((~farming["submitted"] & farming["unreadable_file"].notna()).sum()) \
+        if "unreadable_file" in farming else 0
     returned = int(departments["returned"].sum())
     rows = [
         ("村入户调查", "04-08至04-30", settings.survey_deadline, submitted == len(farming) and len(farming) > 0,
-         f"涉农村已报送 {submitted}/{len(farming)}"),
+         f"涉农村已报送 {submitted}/{len(farming)}" + (f"（另有 {unreadable} 个村报送的文件无法读取）" if unreadable else "")),
         ("办事处汇总、问题整改", "04-30至05-10", settings.subdistrict_deadline,
          submitted == len(farming) and len(farming) > 0 and blocking == 0,
          f"必须修改的问题 {blocking} 个"),
@@ -82,6 +88,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         departments = department_status(con, paths.raw)
         blocking = len(open_blocking(con))
         superseded = superseded_files(con, s.tz)
+        con_accounts = row_accounts(con)
     signed = signed_packages(paths.signed)
     timeline = stages(s, today, villages, departments, blocking, signed)
 
@@ -89,15 +96,20 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "序号": range(1, len(villages) + 1),
         "办事处": villages["subdistrict_name"], "村代码": villages["village_code"], "村名称": villages["village_name"],
         "是否涉农": villages["farming"].map({True: "是", False: "否"}),
-        "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else ("未报送" if farm else "不需报送")
-                 for sub, p, farm in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"])],
+        "报送情况": [("已报送（待全区重建）" if p else "已报送") if sub else
+                 (UNREADABLE if isinstance(bad, str) else ("未报送" if farm else "不需报送"))
+                 for sub, p, farm, bad in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"],
+                                              villages["unreadable_file"])],
         "报送文件": villages["file"].map(_file_name),
         "报送时间": villages["mtime"].map(lambda t: local_time(t, s.tz)),
         "是否逾期": [_late(m, farm, s.survey_deadline, today, s.tz) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
+        "无法读取的文件": villages["unreadable_file"].fillna(""),
+        "无法读取的原因": villages["unreadable_reason"].fillna(""),
     })
+    accounts = row_account_sheet(con_accounts, villages)
     dept_sheet = pd.DataFrame({
         "序号": range(1, len(departments) + 1),
         "部门": departments["name"],
@@ -124,8 +136,10 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
             # the villages' own file names, without the data root's folders (surveys/…)
             被替代的文件=superseded["被替代的文件"].map(_file_name),
             替代它的文件=superseded["替代它的文件"].map(_file_name))[["序号", *SUPERSEDED_COLUMNS]]),
+        ROW_ACCOUNT_SHEET: (title, accounts),
     }, s, office_stamp(s.tz),
-        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件"},
+        text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件",
+                      "文件", "工作表", "用作", "无法读取的文件", "无法读取的原因", "核对"},
         number_rows=True,
         charts=[charts.excel_progress_chart(against)])
 
@@ -145,11 +159,28 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "部门反馈情况（departments）": dg.MetadataValue.md(markdown_table(
             dept_sheet, ["部门", "是否反馈", "文件数", "最新文件时间"])),
         "被替代的文件（superseded files）": dg.MetadataValue.md(superseded_markdown(superseded)),
+        "文件无法读取的村（villages whose file could not be read）": dg.MetadataValue.json(
+            [f"{r.办事处}{r.村名称}（{r.村代码}）" for r in farming[farming["报送情况"] == UNREADABLE].itertuples()]),
+        "行数核对（row account: seen = used + set aside）": dg.MetadataValue.json(
+            {k: int(accounts[k].sum()) for k in ("行数", "读入", "未读入")} if len(accounts) else {}),
         "已签字（signed packages）": dg.MetadataValue.json(signed),
         "数据质量报告（quality report）": dg.MetadataValue.url(paths.download_url(paths.quality) + "/"),
         "全部报表（all reports）": dg.MetadataValue.url(paths.download_url(paths.reports)),
         **download_links(paths, path),
     })
+
+
+def row_account_sheet(accounts: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
+    """行数核对: per village, file and sheet, rows seen = rows used + rows set aside by reason."""
+    from pipeline.rules.workbook import ASIDE_REASONS
+
+    names = villages.set_index("village_code")
+    frame = accounts.rename(columns=ROW_ACCOUNT_LABELS)
+    frame.insert(1, "村名称", [names.at[c, "village_name"] if c in names.index else "" for c in frame["村代码"]])
+    frame.insert(0, "办事处", [names.at[c, "subdistrict_name"] if c in names.index else "" for c in frame["村代码"]])
+    frame["核对"] = frame.pop("balanced").map({True: "平", False: "不平"})
+    reasons = [r for r in ASIDE_REASONS if r in frame.columns]
+    return frame[["办事处", "村代码", "村名称", "文件", "工作表", "用作", "行数", "读入", "未读入", *reasons, "核对"]]
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.io.survey import UnreadableWorkbook, check_container, normalize_label, read_survey
+from pipeline.io.peek import peek_village_code
+from pipeline.io.survey import (
+    SET_ASIDE_COLUMNS,
+    SHEET_ACCOUNT_COLUMNS,
+    UnreadableWorkbook,
+    account_frames,
+    check_container,
+    normalize_label,
+    read_survey,
+    typed_account,
+)
 from pipeline.rules.clean import clean_survey, empty_frame
 from pipeline.rules.ids import repair_id
 from pipeline.rules.problems import Problem
@@ -35,6 +45,7 @@ SETTLE_SECONDS = float(os.environ.get("HUITOUKAN_SETTLE_SECONDS", "2"))
 
 FILE_COLUMNS = ("file", "village_code", "mtime", "size", "status", "reason", "households", "members")
 FILE_READ, FILE_SUPERSEDED, FILE_UNREADABLE, FILE_UNSETTLED = "已读取", "已被新版本替代", "无法读取", "正在写入，下次读取"
+FILE_OTHER = "不是调查表文件"  # a PDF, a Word document, a photo… under surveys/: listed, not read
 
 
 class InputError(Exception):
@@ -138,9 +149,28 @@ class SurveyIngest:
     households: pd.DataFrame  # rows of the latest readable file of each village
     members: pd.DataFrame
     problems: list[Problem]
+    sheets: pd.DataFrame | None = None  # the row account of every read file, per sheet
+    set_aside: pd.DataFrame | None = None  # every row set aside, with its reason
 
 
-def _read_one(root: Path, path: Path):
+def concat_accounts(frames: list, columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return typed_account(pd.DataFrame(columns=list(columns)), columns)
+    return typed_account(pd.concat(frames, ignore_index=True), columns)
+
+
+@dataclass
+class FileResult:
+    record: dict  # the file's row of FILE_COLUMNS
+    households: pd.DataFrame | None = None
+    members: pd.DataFrame | None = None
+    problems: list[Problem] = field(default_factory=list)
+    sheets: pd.DataFrame | None = None  # the row account per sheet (survey.SHEET_ACCOUNT_COLUMNS)
+    set_aside: pd.DataFrame | None = None  # one row per set-aside row with its reason
+
+
+def _read_one(root: Path, path: Path) -> FileResult:
     file = rel(root, path)
     stat = path.stat()
     base = {"file": file, "mtime": stat.st_mtime, "size": stat.st_size}
@@ -151,28 +181,46 @@ def _read_one(root: Path, path: Path):
         households, members, problems = clean_survey(read, file)
         record = {**base, "village_code": read.village_code, "status": FILE_READ, "reason": "",
                   "households": len(households), "members": len(members)}
-        return record, households, members, problems
+        sheets, set_aside = account_frames(read.accounts, file, read.village_code)
+        return FileResult(record, households, members, problems, sheets, set_aside)
     except UnreadableWorkbook as exc:
-        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": str(exc)}, None, None, []
+        reason = str(exc)
     except Exception as exc:  # never let one village stop the district
         reason = f"读取出错：{type(exc).__name__}"
-        return {**base, "village_code": None, "status": FILE_UNREADABLE, "reason": reason}, None, None, []
+    # The village of a file that cannot be read, when its row 2 can still be read: it has submitted.
+    return FileResult({**base, "village_code": peek_village_code(path), "status": FILE_UNREADABLE, "reason": reason})
 
 
-@dataclass
-class FileResult:
-    record: dict  # the file's row of FILE_COLUMNS
-    households: pd.DataFrame | None = None
-    members: pd.DataFrame | None = None
-    problems: list[Problem] = field(default_factory=list)
+# A spreadsheet saved in a format the reader does not take: the village is told to save it again.
+OTHER_SPREADSHEETS = {".et": "WPS表格格式（.et）", ".ett": "WPS表格模板（.ett）", ".ods": "OpenDocument表格（.ods）",
+                      ".xlsb": "Excel二进制工作簿（.xlsb）", ".csv": "CSV文本", ".numbers": "Numbers表格",
+                      ".xltx": "Excel模板（.xltx）", ".xlt": "Excel模板（.xlt）"}
+SYSTEM_FILES = {"thumbs.db", "desktop.ini"}  # written by Windows itself, never sent by anyone
 
 
 def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list[dict]]:
-    """Survey files ready to read, and records for those still being written."""
-    paths = list_files(root / SURVEYS_DIR, SURVEY_SUFFIXES)
+    """Survey files ready to read, and records for the files that are not read this time: those
+    still being written, and every other file under surveys/ — nothing there is passed over
+    silently. A spreadsheet in another format (WPS .et, .ods, .csv…) cannot be read (the village
+    saves it again as .xlsx); any other file (a scanned PDF, a Word document, a photo) is listed as
+    not a survey workbook."""
+    paths = list_files(root / SURVEYS_DIR)
     now = dt.datetime.now().timestamp()
     ready, unsettled = [], []
     for p in paths:
+        suffix = p.suffix.lower()
+        if suffix not in SURVEY_SUFFIXES:
+            if p.name.lower() in SYSTEM_FILES:
+                continue
+            stat = p.stat()
+            base = {"file": rel(root, p), "mtime": stat.st_mtime, "size": stat.st_size, "village_code": None}
+            if suffix in OTHER_SPREADSHEETS:
+                unsettled.append({**base, "status": FILE_UNREADABLE,
+                                  "reason": f"文件是{OTHER_SPREADSHEETS[suffix]}，不是Excel工作簿：请另存为.xlsx后重新报送"})
+            else:
+                unsettled.append({**base, "status": FILE_OTHER,
+                                  "reason": f"不是Excel调查表（扩展名“{p.suffix or '无'}”），没有读取"})
+            continue
         if not settle or is_settled(p, now):
             ready.append(p)
         else:
@@ -184,8 +232,7 @@ def scan_survey_files(root: Path, settle: bool = True) -> tuple[list[Path], list
 
 def _read_result(args: tuple[Path, Path]) -> FileResult:
     root, path = args
-    record, households, members, problems = _read_one(root, path)
-    return FileResult(record, households, members, problems)
+    return _read_one(root, path)
 
 
 def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
@@ -241,4 +288,6 @@ def ingest_surveys(root: Path, workers: int | None = None, settle: bool = True) 
         households=pd.concat([r.households for r in used], ignore_index=True) if used else empty_frame(HOUSEHOLD_COLUMNS),
         members=pd.concat([r.members for r in used], ignore_index=True) if used else empty_frame(MEMBER_COLUMNS),
         problems=[p for r in used for p in r.problems],
+        sheets=concat_accounts([r.sheets for r in used], SHEET_ACCOUNT_COLUMNS),
+        set_aside=concat_accounts([r.set_aside for r in used], SET_ASIDE_COLUMNS),
     )

@@ -16,20 +16,30 @@ import duckdb
 import pandas as pd
 
 from pipeline.io import inputs
-from pipeline.io.inputs import FILE_COLUMNS, FILE_READ, FileResult, files_frame, mark_latest
+from pipeline.io.inputs import FILE_COLUMNS, FILE_READ, FileResult, concat_accounts, files_frame, mark_latest
+from pipeline.io.survey import SET_ASIDE_COLUMNS, SHEET_ACCOUNT_COLUMNS
 from pipeline.rules.clean import empty_frame, typed_frame
 from pipeline.rules.problems import PROBLEM_COLUMNS
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
-from pipeline.tables import CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS
+from pipeline.tables import (
+    CACHE_FILES,
+    CACHE_HOUSEHOLDS,
+    CACHE_MEMBERS,
+    CACHE_PROBLEMS,
+    ROWS_SET_ASIDE,
+    SHEET_ACCOUNTS,
+)
+from pipeline.tables import CACHE_ROWS_SET_ASIDE as CACHE_SET_ASIDE
+from pipeline.tables import CACHE_SHEET_ACCOUNTS as CACHE_SHEETS
 
 
 def _reader_version() -> str:
     from pipeline import schema
     from pipeline.io import survey
-    from pipeline.rules import clean, ids, problems, values
+    from pipeline.rules import clean, ids, problems, values, workbook
 
     digest = hashlib.sha256()
-    for module in (schema, survey, clean, ids, problems, values):
+    for module in (schema, survey, workbook, clean, ids, problems, values):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -58,6 +68,8 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
         CACHE_HOUSEHOLDS: empty_frame(HOUSEHOLD_COLUMNS),
         CACHE_MEMBERS: empty_frame(MEMBER_COLUMNS),
         CACHE_PROBLEMS: _problems_frame([]),
+        CACHE_SHEETS: concat_accounts([], SHEET_ACCOUNT_COLUMNS),
+        CACHE_SET_ASIDE: concat_accounts([], SET_ASIDE_COLUMNS),
     }
     for name, frame in frames.items():
         con.register("_empty", frame)
@@ -101,7 +113,7 @@ def update_store(con: duckdb.DuckDBPyConnection, root: Path, settle: bool = True
         if stale or results:
             doomed = pd.DataFrame({"file": sorted(set(stale) | {r.record["file"] for r in results})})
             con.register("_doomed", doomed)
-            for table in (CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS):
+            for table in (CACHE_FILES, CACHE_HOUSEHOLDS, CACHE_MEMBERS, CACHE_PROBLEMS, CACHE_SHEETS, CACHE_SET_ASIDE):
                 con.execute(f"DELETE FROM {table} WHERE file IN (SELECT file FROM _doomed)")
             con.unregister("_doomed")
         if read_ok:
@@ -115,6 +127,13 @@ def update_store(con: duckdb.DuckDBPyConnection, root: Path, settle: bool = True
             con.register("_new", _problems_frame(read_ok))
             con.execute(f"INSERT INTO {CACHE_PROBLEMS} BY NAME SELECT * FROM _new")
             con.unregister("_new")
+            for table, frame in (
+                (CACHE_SHEETS, concat_accounts([r.sheets for r in read_ok], SHEET_ACCOUNT_COLUMNS)),
+                (CACHE_SET_ASIDE, concat_accounts([r.set_aside for r in read_ok], SET_ASIDE_COLUMNS)),
+            ):
+                con.register("_new", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new")
+                con.unregister("_new")
         if results:
             records = pd.DataFrame([r.record for r in results], columns=list(FILE_COLUMNS))
             records["reader_version"] = READER_VERSION
@@ -132,6 +151,11 @@ def update_store(con: duckdb.DuckDBPyConnection, root: Path, settle: bool = True
         con.execute(f"CREATE OR REPLACE TABLE stg_households AS SELECT * FROM {CACHE_HOUSEHOLDS} WHERE file IN {latest}")
         con.execute(f"CREATE OR REPLACE TABLE stg_members AS SELECT * FROM {CACHE_MEMBERS} WHERE file IN {latest}")
         con.execute(f"CREATE OR REPLACE TABLE cell_problems AS SELECT * FROM {CACHE_PROBLEMS} WHERE file IN {latest}")
+        listed = "(SELECT file FROM survey_files)"
+        con.execute(f"CREATE OR REPLACE TABLE {SHEET_ACCOUNTS} AS SELECT * FROM {CACHE_SHEETS} WHERE file IN {listed}"
+                    " ORDER BY file")
+        con.execute(f"CREATE OR REPLACE TABLE {ROWS_SET_ASIDE} AS SELECT * FROM {CACHE_SET_ASIDE} "
+                    f"WHERE file IN {listed} ORDER BY file, sheet_name, row")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

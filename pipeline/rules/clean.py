@@ -1,7 +1,8 @@
 """Cleaning one village workbook: typed values, repaired IDs, and the cell-level problems.
 
 Cell-level problems found here: B1/B2 (IDs), B6 (required value missing), B7 (code list), B8
-(amounts). Problems that need more than one row (B3–B5, B9, B10, W-rules) are SQL in
+(amounts), W10 (a row or sheet set aside for an unusual reason, from the reader's row
+account). Problems that need more than one row (B3–B5, B9, B10, W-rules) are SQL in
 ``pipeline/rules/sql``.
 """
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.io.survey import ROW_COLUMN, SheetRead, SurveyRead
 from pipeline.privacy import mask_id, mask_name
 from pipeline.rules.ids import IdStatus, repair_id
 from pipeline.rules.problems import Problem
 from pipeline.rules.values import apply_distinct, clean_text, normalizer_for
+from pipeline.rules.workbook import ROW_COLUMN, SheetRead, SurveyRead
 from pipeline.schema import (
     HOUSEHOLD_COLUMNS,
     MEMBER_COLUMNS,
@@ -95,7 +96,11 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
             out[col.key] = results.map(lambda r: r.value)
             out[f"{col.key}_status"] = results.map(lambda r: r.status.value)
             if col.key == "head_id":
-                head_links = pd.Series([_id_link(v, r.value) for v, r in zip(series, results)], index=raw.index)
+                # dtype=object: pandas 3 would infer a string column and turn a missing link into NaN,
+                # which is truthy ("<村代码>|nan" would join every member without a head ID to every
+                # household without one)
+                head_links = pd.Series([_id_link(v, r.value) for v, r in zip(series, results)], index=raw.index,
+                                       dtype=object)
             for idx in results.index[results.map(lambda r: r.status in (IdStatus.INVALID, IdStatus.DAMAGED))]:
                 r = results[idx]
                 rule = "B2" if r.status is IdStatus.DAMAGED else "B1"
@@ -115,7 +120,8 @@ def clean_sheet(read: SheetRead, columns: tuple[Col, ...], village_code: str, fi
             for idx in missing.index[missing]:
                 problems.append(Problem("B6", village_code, file, read.sheet, int(out.at[idx, "row"]), col.label, "",
                                         f"{col.label}未填写", anchors[idx]))
-    out["hh_key"] = head_links.map(lambda link: household_key(village_code, link))
+    out["hh_key"] = pd.Series([household_key(village_code, link) for link in head_links], index=raw.index,
+                              dtype=object)
     out = typed_frame(out, columns)
     for p in problems:
         if p.row is not None and p.anchor and not p.anchor.startswith("column:"):
@@ -139,7 +145,27 @@ def clean_survey(read: SurveyRead, file: str) -> tuple[pd.DataFrame, pd.DataFram
         frame, found = clean_sheet(sheet_read, columns, village, file)
         frames.append(frame)
         problems.extend(found)
+    problems.extend(set_aside_problems(read, file))
     return frames[0], frames[1], problems
+
+
+def set_aside_problems(read: SurveyRead, file: str) -> list[Problem]:
+    """W10 (请核实): rows set aside for an unusual reason, and sheets with content that were not
+    read; the usual reasons (blank rows, notes, a repeated header, a 合计 row, instructions or
+    empty sheets) are only counted in the row account."""
+    village = read.village_code or ""
+    problems = []
+    for account in read.accounts:
+        where = "" if account.table is None or account.sheet_name == account.table else f"（工作表“{account.sheet_name}”）"
+        for row, detail in sorted(account.details.items()):
+            problems.append(Problem("W10", village, file, account.table, row, None, "", detail + where,
+                                    account.anchors.get(row, f"aside:{row}")))
+        if account.table is None and account.unusual:
+            problems.append(Problem(
+                "W10", village, file, account.sheet_name, None, None, "",
+                f"工作表“{account.sheet_name}”{account.note}，没有读取（{account.rows_seen}行有内容）",
+                f"sheet:{account.sheet_name}"))
+    return problems
 
 
 def empty_frame(columns: tuple[Col, ...]) -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""Data-quality problems (rules.md, "Data-quality problems"): the catalogue B1–B10, W1–W9.
+"""Data-quality problems (rules.md, "Data-quality problems"): the catalogue B1–B10, W1–W9, and
+two the reading of real village files needs (issue #11): B11 a submitted file that cannot be read
+(never B10 "未报送" for that village), W10 a row or sheet with content that was set aside for an
+unusual reason (a row like a 合计 without the word, a row typed only in unknown columns).
 
 A problem record names the village, the file, sheet and row as the village sees them, the column,
 the value found (IDs and names masked), what was found and what to do. Its id is stable: it is
@@ -47,6 +50,9 @@ RULES: dict[str, Rule] = {
         Rule("B8", "金额为负数或不是数字", True, "填写不小于0的数字（单位：元），不写“元”和其他文字"),
         Rule("B9", "漏户或漏人", True, "建档立卡户及其成员须全部入户调查；补调查，或说明原因"),
         Rule("B10", "涉农村未报送调查表", True, "督促该村报送入户调查表"),
+        Rule("B11", "报送的文件无法读取", True,
+             "按原因修改后重新报送：用Excel或WPS另存为.xlsx，去掉打开密码，"
+             "只保留“家庭基本情况”和“家庭成员情况”两张表"),
         Rule("W1", "申报家庭人口与成员数不符", False, "核实家庭人口，与成员表一致"),
         Rule("W2", "性别与身份证号不符", False, "核实性别或身份证号"),
         Rule("W3", "年龄与在校生状况不符", False, "核实在校生状况或身份证号"),
@@ -56,6 +62,8 @@ RULES: dict[str, Rule] = {
         Rule("W7", "年龄异常", False, "核实身份证号"),
         Rule("W8", "各项收入均为0", False, "核实家庭收入"),
         Rule("W9", "联系电话格式不对", False, "填写11位手机号或带区号的固定电话"),
+        Rule("W10", "有内容的行或工作表没有读入", False,
+             "核实该行（工作表）：如果是一户或一人，补全户主身份证号等后重新报送；如果不是调查数据，可以不改"),
     )
 }
 

@@ -1,4 +1,4 @@
-"""Data-quality problems that need more than one row (rules.md B3–B5, B9, B10, W1–W9), in SQL.
+"""Data-quality problems that need more than one row (rules.md B3–B5, B9, B10, W1–W9; B11), in SQL.
 
 Each query returns rows with the problem's place (village, file, sheet, Excel row, column), the
 raw value and its kind (masked in Python before it is stored), a message and an anchor that keeps
@@ -57,6 +57,24 @@ _SCHOOL_RANGE_TEXT = "CASE m.school_status " + " ".join(
 _PLACE = ("CASE WHEN b.village_code = a.village_code THEN '本村调查表第' || b.row || '行'"
           " || CASE WHEN b.hh_key = a.hh_key THEN '（同一户重复填写）' ELSE '' END"
           " ELSE coalesce(v.subdistrict_name || v.village_name, b.village_code) || '调查表第' || b.row || '行' END")
+
+# Survey files that could not be read, each with the village it belongs to: the 村代码 read from its
+# row 2 when that much could be read, else the one roster village whose name is in the file's path
+# (the longest such name; none when two villages' names fit equally). Such a village has submitted:
+# it gets B11 on the file, never B10 "未报送". A file that is not a workbook at all (a scanned PDF)
+# counts only when it is all the village sent.
+UNREADABLE_FILES_SQL = """
+    SELECT f.file, f.mtime, f.reason, coalesce(f.village_code, g.village_code) AS village_code,
+           f.village_code IS NULL AND g.village_code IS NOT NULL AS by_name, f.status = '不是调查表文件' AS other
+    FROM survey_files f LEFT JOIN (
+        SELECT file, any_value(village_code) AS village_code FROM (
+            SELECT f.file, v.village_code, length(v.village_name) AS n,
+                   max(length(v.village_name)) OVER (PARTITION BY f.file) AS best
+            FROM survey_files f JOIN villages v
+              ON length(coalesce(v.village_name, '')) > 0 AND strpos(f.file, v.village_name) > 0
+            WHERE f.status IN ('无法读取', '不是调查表文件') AND f.village_code IS NULL)
+        WHERE n = best GROUP BY file HAVING count(*) = 1) g USING (file)
+    WHERE f.status IN ('无法读取', '不是调查表文件')"""
 
 # rule -> SELECT with columns: village_code, file, sheet, row, column, raw_value, value_kind,
 #         message, anchor, hh_key
@@ -151,12 +169,27 @@ RELATIONAL_SQL: dict[str, str] = {
                || '，户编号' || r.hh_no || '）没有列入本户的家庭成员情况表（漏人）', 'person:' || r.person_id, hh.surveyed_hh
         FROM reg r JOIN hh USING (hh_no) JOIN place p ON p.hh_key = hh.surveyed_hh
         WHERE r.surveyed_hh IS NULL""",
-    "B10": """
+    "B10": f"""
         SELECT v.village_code, NULL, NULL, NULL, NULL, v.village_name, 'text',
                v.subdistrict_name || v.village_name || '（涉农村）没有报送入户调查表', 'village:' || v.village_code, NULL
         FROM villages v WHERE v.farming
           AND v.village_code NOT IN (SELECT village_code FROM survey_files WHERE village_code IS NOT NULL
-                                     AND status = '已读取')""",
+                                     AND status = '已读取')
+          AND v.village_code NOT IN (SELECT village_code FROM ({UNREADABLE_FILES_SQL}) WHERE village_code IS NOT NULL)""",
+    # A file that cannot be read, when it is the village's only file or newer than the file in use
+    # (a correction that was lost); a file no village can be found for is the district's problem.
+    "B11": f"""
+        WITH u AS ({UNREADABLE_FILES_SQL}),
+        used AS (SELECT village_code, max(mtime) AS mtime, arg_max(file, mtime) AS file FROM survey_files
+                 WHERE status = '已读取' GROUP BY village_code)
+        SELECT u.village_code, u.file, NULL, NULL, NULL, NULL, 'text',
+               '报送的文件无法读取：' || u.reason || '（文件 ' || u.file || '）'
+               || CASE WHEN u.by_name THEN '；按文件名判断为本村的文件' ELSE '' END
+               || CASE WHEN r.file IS NOT NULL THEN '；目前使用的是较早报送的 ' || r.file ELSE '' END,
+               'file:' || u.file, NULL
+        FROM u LEFT JOIN used r USING (village_code)
+        WHERE CASE WHEN u.other THEN r.mtime IS NULL AND u.village_code IS NOT NULL  -- a PDF beside a workbook is fine
+                   ELSE r.mtime IS NULL OR u.mtime > r.mtime END""",
     "W1": f"""
         SELECT h.village_code, h.file, '{H}', h.row, '家庭人口', CAST(h.declared_size AS VARCHAR), 'text',
                '申报家庭人口' || h.declared_size || '人，家庭成员情况表有' || i.size || '人', {HH_ANCHOR}, h.hh_key

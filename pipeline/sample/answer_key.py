@@ -221,6 +221,13 @@ def finish(key: dict, deferred: list, rowmap: dict) -> dict:
         entry["row"] = rowmap[rowkey] if required else rowmap.get(rowkey)
     key["problems"].sort(key=lambda e: (e["rule"][0], int(e["rule"][1:]), e["village_code"], e["file"] or "",
                                         e["sheet"] or "", e["row"] or 0))
+    # The row account of every survey file written (issue #11): per sheet, rows seen = used + set
+    # aside by reason, as the reader must give it.
+    accounts: dict = {}
+    for rowkey, account in rowmap.items():
+        if rowkey[0] == "account":
+            accounts.setdefault(rowkey[1], []).append(account)
+    key["row_accounts"] = {f: sorted(accounts[f], key=lambda a: a["sheet"]) for f in sorted(accounts)}
     return key
 
 

@@ -446,6 +446,16 @@ def make_villages(d: District) -> None:
         st.reporter = person_name(rng, rng.random() < 0.5)
         st.date = f"2019-04-{rng.randint(18, 29):02d}"
         v.style = st
+    # The three failures of issue #11, one village each (no random draw: the rest stays as it was):
+    # sheets named with extra words beside an instructions sheet and an empty Sheet3; a blank line
+    # inside a household's block of merged 户主身份证号 cells; a 合计 row under the households.
+    plain = [v for v in surveyed if not v.roles & {"xls", "resubmit", "corrupt"}]
+    merged = [v for v in plain if v.style.merge_ids]
+    if merged:
+        merged[0].roles.add("blank_in_merge")
+    rest = [v for v in plain if not v.roles & {"blank_in_merge"}]
+    for v, role in zip(rest, ("sheet_names", "totals")):
+        v.roles.add(role)
 
 
 # ------------------------------------------------------------------------------------------

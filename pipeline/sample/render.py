@@ -223,10 +223,9 @@ class Files:
         path, rng_name, degrade, minute = arg
         rows = render_village(self.d.surveyed_villages[k], Path(path), self.d.rng_for(rng_name), degrade)
         self.touch(Path(path), minute)
-        if degrade:
-            return []
         needed = self._needed_rows
-        return [(key, row) for key, row in rows.items() if key in needed]
+        accounts = [(("account", self._rel(Path(path)), key[1]), row) for key, row in rows.items() if key[0] == "account"]
+        return [(key, row) for key, row in rows.items() if key in needed] + accounts
 
 
 def _do_job_in_worker(job) -> list:
@@ -418,6 +417,7 @@ def render_village(v: Village, path: Path, rng, degrade: bool = False) -> dict:
     mseq = 0
     head_col = next(i for i, (_, _, k) in enumerate(mem_layout) if k == "head_id")
     degrade_k = {3, 11, 19} if degrade else set()
+    blank_in_merge = "blank_in_merge" in v.roles
     for n, hh in enumerate(households, start=1):
         if st.blank_rows and rng.random() < 0.015:
             hh_rows.append(None)
@@ -444,6 +444,9 @@ def render_village(v: Village, path: Path, rng, degrade: bool = False) -> dict:
                 vals["person_id"] = p.pid[:17] + ("1" if p.pid[17] != "1" else "2")
             if st.merge_ids and len(written) > 1:
                 vals["head_id"] = hh.head.pid if p is written[0] else None
+                if blank_in_merge and p is written[1]:
+                    mem_rows.append(None)  # the clerk left an empty line inside the merged block
+                    blank_in_merge = False
             mem_rows.append(vals)
             if not degrade:
                 rowmap[(S.SHEET_MEMBERS, hh.key, p.pid)] = 5 + len(mem_rows) - 1
@@ -463,17 +466,72 @@ def render_village(v: Village, path: Path, rng, degrade: bool = False) -> dict:
         notes = [None, "填表说明：1.本表由村两委成员、驻村第一书记入户填写；2.收入为2018年度数据，单位为元；"
                        "3.一次性补助不计入收入。",
                  f"填表人：{st.reporter}　审核人：{person_name(rng, True)}"]
+    if "totals" in v.roles:
+        hh_rows.append(_totals_row(hh_layout, hh_rows))
     sub_village = f"{v.sub_name}{v.name}"
     row2 = f"填报单位：{sub_village}　村代码：{v.code}　填报人：{st.reporter}　填报日期：{st.date}"
+    names = ("表1 家庭基本情况", "家庭成员情况表") if "sheet_names" in v.roles else (S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS)
     sheets = [
-        (S.SHEET_HOUSEHOLDS, hh_layout, hh_rows, [], notes),
-        (S.SHEET_MEMBERS, mem_layout, mem_rows, mem_merges, notes[:2] if notes else []),
+        (names[0], hh_layout, hh_rows, [], notes),
+        (names[1], mem_layout, mem_rows, mem_merges, notes[:2] if notes else []),
     ]
+    before, after = ([("填表说明", INSTRUCTIONS)], [("Sheet3", [])]) if "sheet_names" in v.roles else ([], [])
     if st.xls:
         _write_xls(path, sheets, row2)
     else:
-        _write_xlsx(path, sheets, row2)
+        _write_xlsx(path, sheets, row2, before, after)
+    for (name, _, rows, _, sheet_notes), table in zip(sheets, (S.SHEET_HOUSEHOLDS, S.SHEET_MEMBERS)):
+        rowmap[("account", name)] = _account(name, table, rows, sheet_notes)
+    for name, lines in before + after:
+        rowmap[("account", name)] = {"sheet": name, "table": None, "rows_seen": len(lines), "rows_used": 0,
+                                     "set_aside": {"工作表未使用": len(lines)} if lines else {}}
     return rowmap
+
+
+# An instructions sheet as villages keep it beside the two tables.
+INSTRUCTIONS = ("填表说明", "1. 本表由村两委成员、驻村第一书记入户填写，一户一行。",
+                "2. 身份证号请设置为文本格式后录入，不要用科学计数法。", "3. 收入为2018年度数据，单位为元。")
+TOTALS_LABEL = "合计"
+
+
+def _totals_row(layout: list, rows: list) -> dict:
+    """A 合计 row under the households: the label in the first column, the amounts and 家庭人口 summed."""
+    from pipeline.rules.values import normalize_amount
+
+    keys = [k for _, _, k in layout]
+    summed = [c.key for c in S.HOUSEHOLD_COLUMNS if (c.kind == "amount" or c.key == "declared_size") and c.key in keys]
+    out: dict = {}
+    for key in summed:
+        cents = sum(normalize_amount(r.get(key))[0] or 0 for r in rows if isinstance(r, dict))
+        if cents:
+            out[key] = cents // 100 if cents % 100 == 0 else cents / 100
+    out[keys[0]] = TOTALS_LABEL
+    out["_totals"] = True
+    return out
+
+
+def _account(name: str, table: str, rows: list, notes: list) -> dict:
+    """The row account the reader must give the sheet: every row below the header is used or set
+    aside with its reason (trailing blank rows are not rows)."""
+    reasons = []
+    for row in rows:
+        if row is None:
+            reasons.append("空行")
+        elif row in ("HEADER", "HEADER2"):
+            reasons.append("重复的表头")
+        elif row.get("_totals"):
+            reasons.append("合计行")
+        else:
+            reasons.append("")
+    reasons += ["空行" if note is None else "说明或签字行" for note in notes]
+    while reasons and reasons[-1] == "空行":
+        reasons.pop()
+    aside: dict = {}
+    for why in reasons:
+        if why:
+            aside[why] = aside.get(why, 0) + 1
+    return {"sheet": name, "table": table, "rows_seen": len(reasons), "rows_used": reasons.count(""),
+            "set_aside": dict(sorted(aside.items()))}
 
 
 def _header_cells(layout: list):
@@ -497,7 +555,7 @@ def _header_cells(layout: list):
     return cells
 
 
-def _write_xlsx(path: Path, sheets, row2: str) -> None:
+def _write_xlsx(path: Path, sheets, row2: str, before=(), after=()) -> None:
     wb = xlsxfast.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
                                        "strings_to_formulas": False, "strings_to_urls": False})
     wb.set_properties({"created": CREATED, "author": "村委会"})
@@ -506,10 +564,12 @@ def _write_xlsx(path: Path, sheets, row2: str) -> None:
                               "text_wrap": True})
     text_fmt = wb.add_format({"num_format": "@"})
     merge_fmt = wb.add_format({"valign": "vcenter", "num_format": "@"})
+    for name, lines in before:
+        _plain_sheet(wb, name, lines)
     for name, layout, rows, merges, notes in sheets:
         ws = wb.add_worksheet(name)
         ncol = len(layout)
-        suffix = "（家庭基本情况）" if name == S.SHEET_HOUSEHOLDS else "（家庭成员情况）"
+        suffix = "（家庭成员情况）" if "成员" in name else "（家庭基本情况）"
         ws.merge_range(0, 0, 0, ncol - 1, S.SURVEY_TITLE + suffix, title_fmt)
         ws.merge_range(1, 0, 1, ncol - 1, row2)
         header = _header_cells(layout)
@@ -542,7 +602,15 @@ def _write_xlsx(path: Path, sheets, row2: str) -> None:
                 ws.write_string(r, 0, note)
             r += 1
         ws.freeze_panes(4, 0)
+    for name, lines in after:
+        _plain_sheet(wb, name, lines)
     wb.close()
+
+
+def _plain_sheet(wb, name: str, lines) -> None:
+    ws = wb.add_worksheet(name)
+    for r, line in enumerate(lines):
+        ws.write_string(r, 0, line)
 
 
 def _write_xls(path: Path, sheets, row2: str) -> None:
