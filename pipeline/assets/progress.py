@@ -106,7 +106,7 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
-        "无法读取的文件": villages["unreadable_file"].fillna(""),
+        "无法读取的文件": villages["unreadable_file"].map(_file_name),
         "无法读取的原因": villages["unreadable_reason"].fillna(""),
     })
     accounts = row_account_sheet(con_accounts, villages)
