@@ -179,6 +179,7 @@ def row_account_sheet(accounts: pd.DataFrame, villages: pd.DataFrame) -> pd.Data
     frame.insert(1, "村名称", [names.at[c, "village_name"] if c in names.index else "" for c in frame["村代码"]])
     frame.insert(0, "办事处", [names.at[c, "subdistrict_name"] if c in names.index else "" for c in frame["村代码"]])
     frame["核对"] = frame.pop("balanced").map({True: "平", False: "不平"})
+    frame["文件"] = frame["文件"].map(_file_name)  # the village's own file name, no data-root folders
     reasons = [r for r in ASIDE_REASONS if r in frame.columns]
     return frame[["办事处", "村代码", "村名称", "文件", "工作表", "用作", "行数", "读入", "未读入", *reasons, "核对"]]
 
