@@ -19,10 +19,12 @@ import pandas as pd
 from pipeline.io.inputs import FILE_READ, FILE_SUPERSEDED, list_files
 from pipeline.layout import ANNEX1_FILE, DRAFT_DIR, PUBLIC_DIR
 from pipeline.privacy import mask_text
-from pipeline.rules.annex import ANNEXES, PUBLIC_NOTICES
+from pipeline.rules.annex import ANNEXES
+from pipeline.rules.notices import FIRST, NOTICE_SUFFIX, SECOND
 from pipeline.rules.quality import UNREADABLE_FILES_SQL
 from pipeline.rules.sqlutil import table_exists
 from pipeline.schema import DEPARTMENTS, DEPARTMENTS_DIR
+from pipeline.settings import TIME_FORMAT
 from pipeline.tables import DEPARTMENT_RETURNS, OPEN_PROBLEMS, SURVEY_FILES, VILLAGE_SUBMISSIONS, VILLAGES
 
 OFFICE_TZ = ZoneInfo("Asia/Shanghai")  # the default of Settings.timezone (schedules are fixed to it)
@@ -38,13 +40,23 @@ class PackageFile:
         return Path(self.relative).name
 
 
-# What a signed package holds (outputs.md, "Sign-off"): the six 附件 and the two 公示 lists.
+# What a signed package holds (outputs.md, "Sign-off"): the six 附件, every notice (公示) under
+# public/ (package_files) and the 公告, which the sign-off writes.
 PACKAGE_FILES: tuple[PackageFile, ...] = (
     PackageFile("附件1", f"{DRAFT_DIR}/{ANNEX1_FILE}"),
     *(PackageFile(a.filename.split("_")[0], f"{DRAFT_DIR}/{a.filename}") for a in ANNEXES.values()),
-    *(PackageFile(n.filename.split("_")[0] + "公示", f"{PUBLIC_DIR}/{n.filename}") for n in PUBLIC_NOTICES.values()),
 )
-PACKAGE_ASSETS = ("annex1", *ANNEXES, *PUBLIC_NOTICES)  # the assets that write those files
+PACKAGE_ASSETS = ("annex1", *ANNEXES, "public_notices")  # the assets that write those files
+
+
+def package_files(reports: Path) -> list[PackageFile]:
+    """PACKAGE_FILES and the notices: each village's 第一次公示 (public/<办事处>/…) and each
+    办事处's 第二次公示 (public/…), as they are on disk."""
+    public = Path(reports) / PUBLIC_DIR
+    found = sorted(public.rglob(f"*{NOTICE_SUFFIX}")) if public.is_dir() else []
+    return [*PACKAGE_FILES,
+            *(PackageFile(FIRST if p.parent != public else SECOND, p.relative_to(reports).as_posix())
+              for p in found)]
 
 
 def office_tz() -> ZoneInfo:
@@ -72,7 +84,7 @@ def local_time(timestamp: float | None, tz: ZoneInfo | None = None) -> str:
     """A file time (seconds since the epoch) as the office reads it: 2019-04-28 09:30:00."""
     if timestamp is None or pd.isna(timestamp):
         return ""
-    return dt.datetime.fromtimestamp(float(timestamp), tz or office_tz()).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(float(timestamp), tz or office_tz()).strftime(TIME_FORMAT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,16 +351,21 @@ def gate_reasons(con, root: Path, reports: Path, last_build: tuple[str, float] |
 
     newest = newest_input(root)
     absent, older_than_input, older_than_build = [], [], []
-    for item in PACKAGE_FILES:
+    if not any(item.label == SECOND for item in package_files(reports)):
+        absent.append(f"{PUBLIC_DIR}/*{NOTICE_SUFFIX}")
+    for item in package_files(reports):
         path = Path(reports) / item.relative
         if not path.exists():
             absent.append(item.relative)
             continue
         made = path.stat().st_mtime
+        label = item.label if item.label not in (FIRST, SECOND) else "公示"
+        if label in older_than_input or label in older_than_build:
+            continue
         if newest is not None and made < newest[1]:
-            older_than_input.append(item.label)
+            older_than_input.append(label)
         elif last_build is not None and made < last_build[1]:
-            older_than_build.append(item.label)
+            older_than_build.append(label)
     if absent:
         reasons.append("缺少草稿：" + "、".join(absent) + "：请先运行 full_rebuild")
     if older_than_input:

@@ -30,6 +30,7 @@ BUNCHING_MIN_ABOVE = 5
 class Settings:
     district_code: str = "210505"
     district_name: str = "南芬区"
+    city_name: str = "本溪市"  # the city the district belongs to (附件2's title names it)
     reporting_unit: str = "南芬区脱贫攻坚领导小组办公室"
     # every time shown to people (Excel, metadata, messages) is in this zone, whatever the server's clock
     timezone: str = "Asia/Shanghai"
@@ -47,6 +48,12 @@ class Settings:
     subdistrict_deadline: dt.date = dt.date(2019, 5, 10)
     crosscheck_deadline: dt.date = dt.date(2019, 5, 16)
     signoff_deadline: dt.date = dt.date(2019, 5, 20)
+    # The notices (公示) of 两公示一比对一公告: the first day of the village notice (第一次公示)
+    # and the length of a 公示期 (the 办事处's 第二次公示 follows the next day), and the telephone
+    # number for objections printed on every notice (empty: a blank line to fill in by hand).
+    notice_start: dt.date = dt.date(2019, 5, 1)
+    notice_days: int = 7
+    supervision_phone: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -56,15 +63,30 @@ class Settings:
     def low_income_lines(self) -> tuple[Decimal, Decimal]:
         return (self.identification_line, self.monitoring_line)
 
-    def as_record(self) -> dict[str, str]:
-        """Settings as strings with Chinese labels, for the 设置 sheet and manifests."""
-        return {LABELS.get(k, k): str(v) for k, v in dataclasses.asdict(self).items()}
+    def as_record(self, *, for_village: bool = False) -> dict[str, str]:
+        """Settings as strings with Chinese labels, for the 设置 sheet and manifests. A workbook
+        that goes to a village (``for_village``) carries none of the detection thresholds."""
+        return {LABELS.get(k, k): str(v) for k, v in dataclasses.asdict(self).items()
+                if not (for_village and k in DETECTION_THRESHOLDS)}
+
+    def notice_period(self, round_: int = 1) -> tuple[dt.date, dt.date]:
+        """First and last day of the first (village) or second (办事处) 公示期."""
+        start = self.notice_start + dt.timedelta(days=(round_ - 1) * self.notice_days)
+        return start, start + dt.timedelta(days=self.notice_days - 1)
+
+    def now(self) -> dt.datetime:
+        """The current time in the district's time zone (seconds)."""
+        return dt.datetime.now(self.tz).replace(microsecond=0)
+
+    def local(self, moment: dt.datetime) -> dt.datetime:
+        """``moment`` in the district's time zone (a naive time is taken as already local)."""
+        return moment.astimezone(self.tz) if moment.tzinfo is not None else moment
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> "Settings":
+    def from_mapping(cls, values: dict[str, Any]) -> Settings:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -81,6 +103,7 @@ class Settings:
 LABELS = {
     "district_code": "区县代码",
     "district_name": "区县名称",
+    "city_name": "所属市",
     "reporting_unit": "填报单位",
     "timezone": "时区（显示给人看的时间）",
     "income_year": "收入年度（上年度）",
@@ -96,7 +119,23 @@ LABELS = {
     "subdistrict_deadline": "办事处汇总截止",
     "crosscheck_deadline": "部门比对截止",
     "signoff_deadline": "签字截止",
+    "notice_start": "公示开始日期",
+    "notice_days": "公示天数",
+    "supervision_phone": "监督电话",
 }
+
+# The detection thresholds (W6 算账式脱贫, D5 收入复核): never written into a workbook that goes to
+# a village, the very place being checked.
+DETECTION_THRESHOLDS = ("bunching_band", "bunching_ratio", "bunching_min_above", "recheck_tolerance")
+
+TIME_FORMAT = "%Y-%m-%d %H:%M"  # every time shown to people: 2019-05-20 09:30
+
+
+def show_time(moment: dt.datetime, settings: Settings | None = None) -> str:
+    """A time as people read it, in the district's time zone: ``2019-05-20 09:30``."""
+    if settings is not None:
+        moment = settings.local(moment)
+    return moment.strftime(TIME_FORMAT)
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

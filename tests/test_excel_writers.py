@@ -20,7 +20,7 @@ import pytest
 from openpyxl.utils import get_column_letter
 
 from pipeline import schema
-from pipeline.io import excel, template
+from pipeline.io import excel, printing, template
 from pipeline.io.excel import (
     SIGNATURE_LINE,
     Totals,
@@ -34,6 +34,8 @@ from pipeline.settings import Settings
 SETTINGS = Settings()
 GENERATED = dt.datetime(2019, 5, 18, 9, 30)
 ROW2 = "填报单位：南芬区脱贫攻坚领导小组办公室　　数据截至：2019-04-30　　生成时间：2019-05-18 09:30"
+UNITS_DETAIL = "　　单位：户、人、元"  # a table counting households and persons, showing amounts
+UNITS_SUMMARY = "　　单位：户、人"
 SIGNATURE = "审核人：　　　　填报人：　　　　区脱贫攻坚领导小组组长（签字）："
 
 HEAD_ID = "户主身份证号"
@@ -58,7 +60,8 @@ def both_paths(request, monkeypatch):
 def person_rows() -> pd.DataFrame:
     """Five persons of three households in two 办事处, sorted as the caller would."""
     return pd.DataFrame([
-        # 办事处, 村, 户编号, 户主姓名, 姓名, 身份证号, 关系, 家庭人口, 脱贫年度, 年人均, 类别, 三保障, 原因, 重点人群, 疑点, 户主身份证号
+        # 办事处, 村, 户编号, 户主姓名, 姓名, 身份证号, 关系, 家庭人口, 脱贫年度, 年人均, 类别, 三保障, 原因,
+        # 重点人群, 疑点, 户主身份证号
         ["南芬街道", "南山村", "21050500100001", "张三", "张三", "210505196001011234", "户主", 2, "2017",
          Decimal("4499.995"), "返贫", "", "因病", "", "D1 务工、X3 车辆", "210505196001011234"],
         ["南芬街道", "南山村", "21050500100001", "张三", "李四", "210505196201011220", "配偶", 2, "2017",
@@ -126,7 +129,8 @@ def test_detail_sheet_layout(tmp_path, both_paths):
 
     assert ws["A1"].value == "附件2 返贫（重点扶持）人口统计表"
     assert f"A1:{last}1" in {str(r) for r in ws.merged_cells.ranges}
-    assert ws["A2"].value == ROW2
+    assert f"A2:{last}2" in {str(r) for r in ws.merged_cells.ranges}
+    assert ws["A2"].value == ROW2 + UNITS_DETAIL
     assert [c.value for c in ws[3]] == PERSON_COLUMNS
 
     data = [[c.value for c in ws[r]] for r in range(4, 9)]
@@ -188,17 +192,19 @@ def test_missing_column_is_an_error(tmp_path):
 
 def test_print_setup_and_freeze(tmp_path):
     path = tmp_path / "a.xlsx"
-    write_person_annex(path)
+    write_person_annex(path, page_label="附件2")
     wb = openpyxl.load_workbook(path)
     for name in ("明细", "汇总"):
         ws = wb[name]
         assert ws.page_setup.orientation == "landscape"
-        assert int(ws.page_setup.paperSize) == 9  # A4
-        assert ws.sheet_properties.pageSetUpPr.fitToPage is True
-        assert ws.page_setup.fitToWidth in (None, 1)  # 1 is the default and may be omitted
-        assert int(ws.page_setup.fitToHeight) == 0  # as many pages tall as needed
+        assert int(ws.page_setup.paperSize) in (9, 8)  # A4 where it fits, else A3
+        # a fixed print scale, never "fit to width" (whose scale could go below 8 pt)
+        assert not (ws.sheet_properties.pageSetUpPr and ws.sheet_properties.pageSetUpPr.fitToPage)
+        assert printing.sheet_printed_scale(ws) * 10 >= printing.MIN_PRINTED_PT
         assert ws.print_title_rows == "$1:$3"
         assert ws.freeze_panes == "A4"
+        assert "第 &P 页，共 &N 页" in ws.oddFooter.center.text
+        assert ws.oddHeader.left.text == "附件2"  # the 附件 label on every printed page
 
 
 def test_column_widths_count_cjk_double(tmp_path):
@@ -255,7 +261,7 @@ def test_amounts_rounded_half_up_as_numbers(tmp_path, both_paths):
     def cell(r, name):
         return ws.cell(row=r, column=HOUSEHOLD_COLUMNS.index(name) + 1)
 
-    assert cell(4, "年人均纯收入").value == pytest.approx(4500.00)  # Decimal('4499.995')
+    assert cell(4, "年人均纯收入").value == pytest.approx(4499.99)  # Decimal('4499.995'), cut to the cent
     assert cell(4, "家庭年纯收入").value == pytest.approx(8999.99)
     assert cell(6, "工资性收入").value == pytest.approx(2.68)  # float 2.675 as typed
     assert cell(5, "家庭年纯收入").value == 12  # str "12"
@@ -401,7 +407,9 @@ def test_summary_sheet_matches_totals(tmp_path):
     write_person_annex(path)
     ws = openpyxl.load_workbook(path)["汇总"]
     assert ws["A1"].value == "附件2 返贫（重点扶持）人口统计表"
-    assert ws["A2"].value == ROW2
+    assert ws["A2"].value == ROW2 + UNITS_SUMMARY
+    last = get_column_letter(ws.max_column)
+    assert {f"A1:{last}1", f"A2:{last}2"} <= {str(r) for r in ws.merged_cells.ranges}  # 汇总 too
     assert [c.value for c in ws[3]][:3] == ["办事处", "户数", "人数"]
     assert [ws["A4"].value, ws["B4"].value, ws["C4"].value] == ["南芬街道", 2, 3]
     assert [ws["A6"].value, ws["B6"].value, ws["C6"].value] == ["合计", 3, 5]
@@ -415,8 +423,9 @@ def test_settings_sheet_and_document_properties(tmp_path):
                          summary=summarize(household_rows()), settings=settings,
                          generated_at=GENERATED)
     wb = openpyxl.load_workbook(path)
+    assert wb["设置"].sheet_state == "hidden"  # never printed, never counted in the page totals
     record = {row[0]: row[1] for row in sheet_values(wb["设置"])[1:]}
-    assert record == {**settings.as_record(), "生成时间": "2019-05-18T09:30:00"}
+    assert record == {**settings.as_record(), "生成时间": "2019-05-18 09:30"}
     assert record["返贫/重点扶持监测线（元/人·年）"] == "5200"
     assert wb.properties.title == "附件6"
     assert "返贫/重点扶持监测线（元/人·年）=5200" in wb.properties.description
@@ -509,7 +518,7 @@ def test_sheets_workbook_layout_and_flags(tmp_path, both_paths):
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["家庭基本情况", "家庭成员情况", "设置"]
     hh, mem = wb["家庭基本情况"], wb["家庭成员情况"]
-    assert hh["A1"].value == "入户调查汇总表（家庭基本情况）" and hh["A2"].value == ROW2
+    assert hh["A1"].value == "入户调查汇总表（家庭基本情况）" and hh["A2"].value == ROW2 + "　　单位：户、人"
     assert [c.value for c in hh[3]] == ["户主姓名", "户主身份证号", "家庭人口"]
     assert [c.value for c in mem[3]] == ["序号", "姓名", "身份证号", HEAD_ID]
     assert [mem.cell(row=r, column=1).value for r in range(4, 9)] == [1, 2, 3, 4, 5]

@@ -524,7 +524,8 @@ def test_accepted_problem_shows_as_accepted_in_list_summary_and_metadata(accepte
 # 问题清单
 # --------------------------------------------------------------------------------------------
 
-LIST_HEADER = ["问题编号", "规则", "严重程度", "表", "原文件行号", "列", "原值", "问题", "修改建议", "状态"]
+LIST_HEADER = ["问题编号", "规则", "严重程度", "文件", "表", "原文件行号", "户主姓名", "列", "原值", "问题", "修改建议",
+               "状态"]
 
 
 def _sheet_rows(path: Path, sheet: str) -> list[dict]:
@@ -572,8 +573,16 @@ def test_problem_list_rows_match_the_warehouse(first):
     assert severities == sorted(severities, key=lambda s: s != "必须修改"), "必须修改 first"
 
 
-def test_problem_lists_carry_no_full_id(first):
+def test_problem_lists_carry_no_full_id_but_the_village_own(first):
+    """The district summary carries no ID; a village's own list shows 原值 as the village typed
+    it (it goes back to the people who typed it) — and no ID of another village."""
     for path in (first.reports / "problems").rglob("*.xlsx"):
+        if path.name.endswith("_问题清单.xlsx"):
+            code = path.name.split("_")[0]
+            rows = _sheet_rows(path, "问题清单")
+            others = {p["problem_id"] for p in first.problems() if p["village_code"] != code}
+            assert not {r["问题编号"] for r in rows} & others
+            continue
         wb = openpyxl.load_workbook(path, read_only=True)
         for ws in wb.worksheets:
             for row in ws.iter_rows(values_only=True):

@@ -8,6 +8,7 @@ the tests need no order and may be spread over workers (each worker then builds 
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -21,8 +22,9 @@ from fakes import FakeGreatExpectations
 
 from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
-from pipeline.readiness import PACKAGE_ASSETS, PACKAGE_FILES, gate_reasons, input_files
+from pipeline.readiness import PACKAGE_ASSETS, gate_reasons, input_files, package_files
 from pipeline.resources import build_resources
+from pipeline.rules.notices import ANNOUNCEMENT_FILE
 from pipeline.runner import ensure_dagster_home
 
 pytestmark = [pytest.mark.integration]
@@ -125,7 +127,7 @@ def test_annex1_lists_every_surveyed_household_and_person_cleaned(clean):
     assert [d["户主身份证号"] for d in data] == [H3, H1, H2]
     assert [d["序号"] for d in data] == [1, 2, 3]
     first = data[1]
-    assert first["村"] == "财神庙村" and first["户状态(比对)"] == "建档立卡户（已脱贫(享受政策)）"
+    assert first["村"] == "财神庙村" and first["户状态(比对)"] == "建档立卡户·已脱贫(享受政策)"
     assert first["家庭人口"] == 2 and first["年人均纯收入"] == 1500 and first["问题数"] == 0
     assert first["户主姓名"] == NAMES[H1] and first["重点人群"] == "老年户"  # born 1950
     assert data[0]["户状态(比对)"] == "一般农户" and data[0]["年人均纯收入"] == 3000
@@ -197,8 +199,11 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
     [package] = set(clean.packages()) - before
     assert len(package.name) == len("20190520T093000") and package.name[8] == "T"
     names = sorted(p.name for p in package.iterdir())
-    assert names == sorted([*(f.name for f in PACKAGE_FILES), CONFIRMATION_FILE, MANIFEST_FILE])
-    assert len([n for n in names if n.startswith("附件")]) == 8  # 附件1–6 and the two 公示 lists
+    files = package_files(clean.reports)
+    assert names == sorted([*(f.name for f in files), ANNOUNCEMENT_FILE, CONFIRMATION_FILE, MANIFEST_FILE])
+    assert len([n for n in names if n.startswith("附件")]) == 6  # 附件1–6
+    notices = [n for n in names if n.endswith("_公示.xlsx")]
+    assert len(notices) == 2 + 2  # 第一次公示 of 财神庙村 and 南芬村, 第二次公示 of their two 办事处
 
     manifest = json.loads((package / MANIFEST_FILE).read_text(encoding="utf-8"))
     assert manifest["decision"] == "同意" and manifest["signer"] == SIGNER and manifest["comment"] == "同意上报"
@@ -206,7 +211,7 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
     assert set(listed) == set(names) - {MANIFEST_FILE}
     for name, digest in listed.items():
         assert sha(package / name) == digest, name
-    for item in PACKAGE_FILES:  # the package holds exactly the drafts that were signed
+    for item in files:  # the package holds exactly the drafts and notices that were signed
         assert sha(package / item.name) == sha(clean.reports / item.relative)
     inputs = {i["file"]: i["sha256"] for i in manifest["inputs"]}
     on_disk = {p.relative_to(clean.raw).as_posix(): sha(p) for p in input_files(clean.raw)}
@@ -230,6 +235,23 @@ def test_agreement_writes_a_verified_read_only_package_that_later_runs_never_cha
     assert counts[("附件1", "家庭基本情况")] == (3, 4)
     assert counts[("附件2", "明细")] == (1, 2) and counts[("附件3", "明细")] == (1, 1)
     assert len(read_detail(package / "附件2_返贫（重点扶持）人口统计表.xlsx")) == 2
+    # the 公告: the district's final list (附件2 and 附件3 households), dated at the signature, by
+    # 户主姓名 only, printing legibly
+    assert counts[("公告", "公告")] == (2, 3)
+    wb = openpyxl.load_workbook(package / ANNOUNCEMENT_FILE)
+    ws = wb["公告"]
+    assert [c.value for c in ws[3]] == ["序号", "办事处", "村", "户主姓名", "家庭人口", "类别"]
+    text = "\n".join(str(v) for row in ws.iter_rows(values_only=True) for v in row if v is not None)
+    assert "南芬区脱贫攻坚领导小组办公室" in text and "监督电话" in text
+    assert f"{package.name[:4]}年{int(package.name[4:6])}月{int(package.name[6:8])}日" in text
+    assert not re.search(r"\d{17}[\dXx]", text) and "因病" not in text and "收入" not in text
+    from pipeline.io import printing
+
+    assert printing.smallest_printed_pt(ws)[0] >= printing.MIN_PRINTED_PT
+    for name in (CONFIRMATION_FILE,):
+        for sheet in openpyxl.load_workbook(package / name).worksheets:
+            if sheet.sheet_state == "visible":
+                assert printing.smallest_printed_pt(sheet)[0] >= printing.MIN_PRINTED_PT
 
     meta = result.asset_materializations_for_node("signoff")[0].metadata
     assert meta["签字包（package）"].value == package.name

@@ -12,6 +12,7 @@ from pipeline.metadata import counts_by, download_links, masked_sample
 from pipeline.readiness import office_stamp
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.annex import TEXT_COLUMNS
+from pipeline.rules.status import status_text_sql
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS, Col
 
 GROUP = "step7_reports"
@@ -19,6 +20,7 @@ SUMMARY_SHEET = "汇总"
 VILLAGE_LABEL = "村"
 EXTRA_HOUSEHOLD_COLUMNS = ("家庭年纯收入", "年人均纯收入", "户状态(比对)", "重点人群", "问题数")
 PROBLEM_COUNT = "问题数"
+ANNEX1_LABEL = "附件1"
 
 
 def template_filename(settings) -> str:
@@ -33,7 +35,7 @@ def survey_template(paths: PathsResource, settings: SettingsResource) -> dg.Mate
     an ID into 2.1E+17), amounts as numbers, and a 填表说明 sheet. Send it to the villages."""
     s = settings.get()
     path = paths.report_path(paths.template / template_filename(s))
-    write_survey_template(path, s)
+    write_survey_template(path, s, page_label=ANNEX1_LABEL)
     return dg.MaterializeResult(metadata={
         "工作表（sheets）": dg.MetadataValue.json([SHEET_HOUSEHOLDS, SHEET_MEMBERS]),
         "家庭基本情况列数（household columns）": len(HOUSEHOLD_COLUMNS),
@@ -64,8 +66,7 @@ WITH counts AS (
 SELECT 0 AS "序号", h.subdistrict_name AS "{SUBDISTRICT_LABEL}", h.village_name AS "{VILLAGE_LABEL}",
        {", ".join(cols)},
        c.net_income AS "家庭年纯收入", c.per_capita AS "年人均纯收入",
-       CASE WHEN c.status_type = '建档立卡户' AND c.registry_status IS NOT NULL
-            THEN c.status_type || '（' || c.registry_status || '）' ELSE c.status_type END AS "户状态(比对)",
+       {status_text_sql('c.status_type', 'c.registry_status')} AS "户状态(比对)",
        c.focus_groups AS "重点人群", coalesce(k.n, 0) AS "{PROBLEM_COUNT}"
 FROM households h
 LEFT JOIN classification c ON c.hh_uid = h.hh_uid
@@ -87,6 +88,9 @@ SELECT 0 AS "序号", v.subdistrict_name AS "{SUBDISTRICT_LABEL}", v.village_nam
 FROM members m
 LEFT JOIN villages v USING (village_code)
 LEFT JOIN counts k ON k.member_uid = m.member_uid
+-- persons are counted one way (outputs.md): the member rows linked to a surveyed household; a
+-- member whose household is not surveyed (B4) is in the problem lists, not here
+WHERE m.hh_key IN (SELECT hh_key FROM households)
 ORDER BY v.subdistrict_code, m.village_code, m.file, m."row"
 """
 
@@ -120,14 +124,13 @@ def annex1(paths: PathsResource, warehouse: WarehouseResource, settings: Setting
         {
             SHEET_HOUSEHOLDS: (f"{title}（{SHEET_HOUSEHOLDS}）", households),
             SHEET_MEMBERS: (f"{title}（{SHEET_MEMBERS}）", members),
-            SUMMARY_SHEET: (f"{title}（{SUMMARY_SHEET}）",
-                            summarize(households, by=SUBDISTRICT_LABEL, unit="household")),
+            SUMMARY_SHEET: (title, summarize(households, by=SUBDISTRICT_LABEL, unit="household")),
         },
         s, office_stamp(s.tz),
         text_columns=ANNEX1_TEXT_COLUMNS, amount_columns=ANNEX1_AMOUNT_COLUMNS,
         totals={SHEET_HOUSEHOLDS: Totals("household"), SHEET_MEMBERS: Totals("person", "户主身份证号")},
         signature={SHEET_HOUSEHOLDS, SHEET_MEMBERS},
-        number_rows=True, document_title=title,
+        number_rows=True, document_title=title, page_label=ANNEX1_LABEL,
     )
     problems = int((households[PROBLEM_COUNT] > 0).sum()) if len(households) else 0
     return dg.MaterializeResult(metadata={

@@ -1,34 +1,43 @@
 """问题清单: one workbook per village with every problem to fix, and the district summary.
 
-The list goes to the village that owns the data. It shows values as the warehouse keeps them —
-IDs and names masked (``210505********123X``, ``张*``) — because the list travels by e-mail and on
-paper through the 办事处, and the file, sheet and Excel row already point the village at the exact
-cell. Problems accepted in exceptions.csv stay listed, with 状态 已接受.
+The list goes back to the village that typed the data (outputs.md): it names the village's file,
+the sheet and Excel row, the household's 户主姓名, and shows 原值 as the village typed it, read
+from that very cell of its file (the warehouse keeps only a masked copy, for logs and metadata).
+A problem with no cell of the village's file (e.g. a registered household nobody surveyed) shows
+the masked value. The W6 detection thresholds never reach a village: its list says what to check,
+not the band that was measured, and its 设置 sheet leaves them out. Problems accepted in
+exceptions.csv stay listed, with 状态 已接受. The district summary shows no name or ID.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import pandas as pd
 
 from pipeline import charts
-from pipeline.io.excel import write_sheets_workbook
+from pipeline.io.excel import to_text, write_sheets_workbook
+from pipeline.io.survey import ROW_COLUMN, UnreadableWorkbook, read_survey
 from pipeline.metadata import download_links
 from pipeline.readiness import ROW_ACCOUNT_LABELS, office_stamp, row_accounts, village_status
 from pipeline.resources import AFTER_DRAFTS, WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.rules.problems import ACCEPTED, BLOCKING, LIST_COLUMNS, OPEN, RULES
 from pipeline.rules.quality import COVERAGE_SQL
+from pipeline.schema import SURVEY_SHEETS
+
+# (sheet, column label) -> the schema key the survey reader gives that column
+LABEL_KEYS = {(sheet, c.label): c.key for sheet, cols in SURVEY_SHEETS.items() for c in cols}
 
 SUMMARY_FILE = "问题汇总.xlsx"
 LIST_SUFFIX = "_问题清单.xlsx"
 LIST_SHEET, RULES_SHEET, ROWS_SHEET = "问题清单", "汇总", "行数核对"
 NO_PROBLEM = "本村未发现数据问题"
 NOT_IN_ROSTER = "（不在村名册）"
-TEXT_COLUMNS = frozenset({"问题编号", "规则", "严重程度", "表", "列", "原值", "问题", "修改建议", "状态",
-                          "办事处", "村代码", "村名称", "名称"})
+TEXT_COLUMNS = frozenset({"问题编号", "规则", "严重程度", "文件", "表", "户主姓名", "列", "原值", "问题", "修改建议",
+                          "状态", "办事处", "村代码", "村名称", "名称"})
+W6_VILLAGE_MESSAGE = "本村年人均纯收入刚过标准线的户明显偏多，请逐户核实该户收入"
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
 
@@ -41,11 +50,39 @@ def list_path(folder: Path, subdistrict: str, village_code: str, village_name: s
 
 
 _PROBLEMS_SQL = """
-SELECT p.problem_id AS "问题编号", p.rule AS "规则", p.severity AS "严重程度", p.sheet AS "表",
-       p.row AS "原文件行号", p."column" AS "列", p.value AS "原值", p.message AS "问题",
+WITH heads AS (SELECT hh_key, any_value(head_name) AS head_name FROM households GROUP BY hh_key)
+SELECT p.problem_id AS "问题编号", p.rule AS "规则", p.severity AS "严重程度", p.file AS "文件",
+       p.sheet AS "表", p.row AS "原文件行号",
+       coalesce(hk.head_name, hr.head_name, hm.head_name) AS "户主姓名",
+       p."column" AS "列", p.value AS "原值", p.message AS "问题",
        p.suggestion AS "修改建议", p.state AS "状态", p.village_code
 FROM open_problems p
+LEFT JOIN heads hk ON hk.hh_key = p.hh_key
+LEFT JOIN households hr ON p.sheet = '家庭基本情况' AND hr.file = p.file AND hr."row" = p."row"
+LEFT JOIN members m ON p.sheet = '家庭成员情况' AND m.file = p.file AND m."row" = p."row"
+LEFT JOIN heads hm ON hm.hh_key = m.hh_key
 """
+
+
+def typed_values(raw: Path, problems: pd.DataFrame) -> list[object]:
+    """原值 as the village typed it: the cell at (文件, 表, 原文件行号, 列) of its own file, or the
+    masked value when there is no such cell (or the file can no longer be read)."""
+    out = list(problems["原值"])
+    for file, group in problems.groupby("文件", dropna=True, sort=False):
+        try:
+            read = read_survey(Path(raw) / file)
+        except (UnreadableWorkbook, OSError):
+            continue
+        for pos, p in group.iterrows():
+            sheet = read.sheets.get(p["表"]) if isinstance(p["表"], str) else None
+            key = LABEL_KEYS.get((p["表"], p["列"]))
+            if sheet is None or key is None or key not in sheet.frame.columns or pd.isna(p["原文件行号"]):
+                continue
+            hit = sheet.frame.loc[sheet.frame[ROW_COLUMN] == int(p["原文件行号"]), key]
+            if len(hit):
+                value = hit.iat[0]
+                out[problems.index.get_loc(pos)] = None if value is None or value == "" else to_text(value)
+    return out
 
 
 def _rule_order(frame: pd.DataFrame) -> pd.Series:
@@ -54,11 +91,15 @@ def _rule_order(frame: pd.DataFrame) -> pd.Series:
 
 
 def village_list(problems: pd.DataFrame) -> pd.DataFrame:
-    """The 问题清单 rows of one village: 必须修改 first, then by rule, sheet and row."""
+    """The 问题清单 rows of one village: 必须修改 first, then by rule, sheet and row. 文件 is the
+    file's name; a W6 row says what to check without the band that was measured."""
     if problems.empty:
         row = {c: None for c in LIST_COLUMNS}
         row["问题"] = NO_PROBLEM
         return pd.DataFrame([row], columns=list(LIST_COLUMNS))
+    problems = problems.assign(
+        文件=problems["文件"].map(lambda f: PurePosixPath(f).name if isinstance(f, str) else f),
+        问题=problems["问题"].where(problems["规则"] != "W6", W6_VILLAGE_MESSAGE))
     frame = problems.assign(_rule=_rule_order(problems), _open=(problems["状态"] != OPEN).astype(int))
     frame = frame.sort_values(["_open", "_rule", "表", "原文件行号", "列"], na_position="first", kind="stable")
     return frame[list(LIST_COLUMNS)].reset_index(drop=True)
@@ -148,7 +189,7 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
     """问题清单：每个涉农村一份，列出该村要修改或核实的全部问题，另有全区汇总。
     问题清单 for every 涉农 village (and any other village with a problem) under
     reports/problems/<办事处名称>/<村代码>_<村名称>_问题清单.xlsx — 问题编号, 规则, 严重程度, 表,
-    原文件行号, 列, 原值 (masked), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
+    文件, 原文件行号, 户主姓名, 列, 原值 (as the village typed it), 问题, 修改建议, 状态 — plus the district summary 问题汇总.xlsx
     (problems by village and rule, and coverage: the registered households and persons each
     village's survey found). Each list also carries 行数核对: the rows of the village's file, read in
     or set aside with the reason (blank, notes, repeated header, 合计…). A village with no problem
@@ -175,6 +216,8 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         lines = (s.poverty_line, s.identification_line, s.monitoring_line)
         bins = charts.income_bins(con, lines)
     problems["原文件行号"] = problems["原文件行号"].astype("Int64")
+    summary_problems = problems.copy()  # the district summary counts; it shows no value
+    problems["原值"] = typed_values(paths.raw, problems)
     written: set[Path] = set()
     with_blocking = 0
     for v in villages.itertuples():
@@ -187,14 +230,16 @@ def problem_lists(paths: PathsResource, warehouse: WarehouseResource,
         rows = village_row_account(accounts, unreadable, v.village_code)
         write_sheets_workbook(
             path, {LIST_SHEET: (title, frame), RULES_SHEET: (title, rule_summary(mine)), ROWS_SHEET: (title, rows)},
-            s, generated, text_columns=TEXT_COLUMNS | {"文件", "工作表", "用作", "核对"}, number_rows=False)
+            s, generated, text_columns=TEXT_COLUMNS | {"文件", "工作表", "用作", "核对"}, number_rows=False,
+            for_village=True)
         written.add(path.resolve())
         with_blocking += int(((mine["状态"] == OPEN) & (mine["严重程度"] == BLOCKING)).any())
     summary_path = paths.report_path(paths.problems / SUMMARY_FILE)
     title = f"{s.district_name}脱贫质量“回头看”数据问题汇总"
     write_sheets_workbook(
         summary_path,
-        {"按村": (title, village_summary(villages, problems, submitted)), "按规则": (title, rule_summary(problems)),
+        {"按村": (title, village_summary(villages, summary_problems, submitted)),
+         "按规则": (title, rule_summary(summary_problems)),
          "覆盖情况": (title, coverage_table(coverage, all_villages, submitted))},
         s, generated, text_columns=TEXT_COLUMNS, number_rows=False,
         charts=[charts.excel_income_chart(bins, lines)])

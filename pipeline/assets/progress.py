@@ -3,7 +3,7 @@ what is still open, and how many days are left to each deadline (reports/进度.
 
 
 import datetime as dt
-from typing import Optional
+from pathlib import PurePosixPath
 
 import dagster as dg
 import pandas as pd
@@ -33,7 +33,7 @@ DONE, ONGOING, OVERDUE = "已完成", "进行中", "已逾期"
 
 
 class ProgressConfig(dg.Config):
-    today: Optional[str] = Field(
+    today: str | None = Field(
         default=None, description="从这一天起算剩余天数（YYYY-MM-DD）；留空：今天 (count days left from this date).")
 
 
@@ -100,19 +100,19 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
                  (UNREADABLE if isinstance(bad, str) else ("未报送" if farm else "不需报送"))
                  for sub, p, farm, bad in zip(villages["submitted"], villages["pending_rebuild"], villages["farming"],
                                               villages["unreadable_file"])],
-        "报送文件": villages["file"].fillna(""),
+        "报送文件": villages["file"].map(_file_name),
         "报送时间": villages["mtime"].map(lambda t: local_time(t, s.tz)),
         "是否逾期": [_late(m, farm, s.survey_deadline, today, s.tz) for m, farm in zip(villages["mtime"], villages["farming"])],
         "户数": villages["households"].fillna(0).astype(int),
         "人数": villages["members"].fillna(0).astype(int),
         "必须修改": villages["blocking"], "请核实": villages["warnings"],
-        "无法读取的文件": villages["unreadable_file"].fillna(""),
+        "无法读取的文件": villages["unreadable_file"].map(_file_name),
         "无法读取的原因": villages["unreadable_reason"].fillna(""),
     })
     accounts = row_account_sheet(con_accounts, villages)
     dept_sheet = pd.DataFrame({
         "序号": range(1, len(departments) + 1),
-        "部门": departments["name"], "文件夹": departments["folder"],
+        "部门": departments["name"],
         "是否反馈": departments["returned"].map({True: "已反馈", False: "未反馈"}),
         "文件数": departments["files"], "最新文件时间": departments["latest"].map(lambda t: local_time(t, s.tz)),
     })
@@ -131,7 +131,11 @@ def progress(context: dg.AssetExecutionContext, config: ProgressConfig, paths: P
         "村报送情况": (title, village_sheet),
         "办事处": (title, by_sub),
         "部门反馈情况": (title, dept_sheet),
-        "被替代的文件": (title, superseded.assign(序号=range(1, len(superseded) + 1))[["序号", *SUPERSEDED_COLUMNS]]),
+        "被替代的文件": (title, superseded.assign(
+            序号=range(1, len(superseded) + 1),
+            # the villages' own file names, without the data root's folders (surveys/…)
+            被替代的文件=superseded["被替代的文件"].map(_file_name),
+            替代它的文件=superseded["替代它的文件"].map(_file_name))[["序号", *SUPERSEDED_COLUMNS]]),
         ROW_ACCOUNT_SHEET: (title, accounts),
     }, s, office_stamp(s.tz),
         text_columns={"村代码", "办事处", "村名称", "报送文件", "部门", "文件夹", "被替代的文件", "替代它的文件",
@@ -175,6 +179,7 @@ def row_account_sheet(accounts: pd.DataFrame, villages: pd.DataFrame) -> pd.Data
     frame.insert(1, "村名称", [names.at[c, "village_name"] if c in names.index else "" for c in frame["村代码"]])
     frame.insert(0, "办事处", [names.at[c, "subdistrict_name"] if c in names.index else "" for c in frame["村代码"]])
     frame["核对"] = frame.pop("balanced").map({True: "平", False: "不平"})
+    frame["文件"] = frame["文件"].map(_file_name)  # the village's own file name, no data-root folders
     reasons = [r for r in ASIDE_REASONS if r in frame.columns]
     return frame[["办事处", "村代码", "村名称", "文件", "工作表", "用作", "行数", "读入", "未读入", *reasons, "核对"]]
 
@@ -187,6 +192,11 @@ def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
     for row in frame[columns].itertuples(index=False):
         lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
     return "\n".join(lines)
+
+
+def _file_name(path) -> str:
+    """A village's file by its own name, without the data root's folders (surveys/…)."""
+    return PurePosixPath(path).name if isinstance(path, str) else ""
 
 
 def _late(mtime, farming: bool, deadline: dt.date, today: dt.date, tz) -> str:

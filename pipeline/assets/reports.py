@@ -2,26 +2,27 @@
 
 
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
-from pipeline.io.excel import UNIT_HOUSEHOLD, Totals, summarize, write_annex_workbook, write_sheets_workbook
-from pipeline.layout import DRAFT_DIR, PUBLIC_DIR
+from pipeline.io.excel import summarize, write_annex_workbook, write_notice_workbook, write_sheets_workbook
+from pipeline.layout import DRAFT_DIR
 from pipeline.metadata import download_links, masked_sample
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
-from pipeline.rules.annex import (
-    AMOUNT_COLUMNS,
-    ANNEXES,
-    PUBLIC_NOTICES,
-    TEXT_COLUMNS,
-    Annex,
-    PublicNotice,
-    annex_frame,
-    annex_title,
-    public_frame,
-)
+from pipeline.rules.annex import AMOUNT_COLUMNS, ANNEXES, TEXT_COLUMNS, Annex, annex_frame, annex_title
 from pipeline.rules.crosscheck import FINDING_LABELS, RESULT_FILENAME, RESULT_TITLE, result_table_sql
+from pipeline.rules.notices import (
+    FARMING_VILLAGES_SQL,
+    FIRST,
+    HOUSEHOLDS_PER_PAGE,
+    NOTICE_SQL,
+    NOTICE_SUFFIX,
+    SECOND,
+    notices,
+)
 from pipeline.rules.sqlutil import literals
 
 GROUP = "step7_reports"
@@ -37,7 +38,7 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
             rows = annex_frame(con, annex)
         path = paths.report_path(paths.draft / annex.filename)
         summary = summarize(rows, by="办事处", household_key="_household", unit=annex.unit,
-                            split_by=annex.split_by)
+                            split_by=annex.split_by, split_values=annex.split_values)
         _write(path, annex, rows, summary, s)
         per = rows.groupby("办事处")["_household"].nunique().to_dict() if len(rows) else {}
         return dg.MaterializeResult(metadata={
@@ -56,6 +57,7 @@ def _write(path, annex: Annex, rows, summary, settings):
         path, title=annex_title(annex, settings), columns=annex.columns, rows=rows,
         summary=summary, settings=settings, generated_at=office_stamp(settings.tz),
         text_columns=TEXT_COLUMNS, amount_columns=AMOUNT_COLUMNS, unit=annex.unit, household_key="_household",
+        page_label=annex.label,
     )
 
 
@@ -106,31 +108,46 @@ def _crosscheck_summary(rows):
     return pd.DataFrame(items, columns=["项目", "内容", "户数"])
 
 
-def build_public_asset(notice: PublicNotice) -> dg.AssetsDefinition:
-    annex = ANNEXES[notice.annex_key]
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"])
+def public_notices(paths: PathsResource, warehouse: WarehouseResource,
+                   settings: SettingsResource) -> dg.MaterializeResult:
+    """公示：两公示一比对一公告的公示，可直接打印张贴（每个涉农村的第一次公示、每个办事处的第二次公示）。
+    The notices of 两公示一比对一公告, ready to print and post: the 第一次公示 of every 涉农
+    village (reports/public/<办事处名称>/<村代码>_<村名称>_公示.xlsx, issued by the 村民委员会; a
+    village with nobody to list gets a notice that says so) and the 第二次公示 of every 办事处
+    (reports/public/<办事处代码>_<办事处名称>_公示.xlsx). Each lists the households of 附件2/3 by
+    户主姓名, 家庭人口 and 类别 — no ID, phone, income, health, disability or 致贫原因 — with the
+    公示期, what to do with an objection, the 监督电话, the issuing body and the date. The 公告 is
+    written into the signed package at the signature. Notices of villages no longer concerned are
+    removed."""
+    s = settings.get()
+    with warehouse.connect(read_only=True) as con:
+        listed = con.execute(NOTICE_SQL).df()
+        villages = con.execute(FARMING_VILLAGES_SQL).df()
+    written: set[Path] = set()
+    per_kind = {FIRST: 0, SECOND: 0}
+    for path, notice in notices(s, listed, villages, paths.public):
+        write_notice_workbook(paths.report_path(path), notice, households_per_page=HOUSEHOLDS_PER_PAGE)
+        written.add(path.resolve())
+        per_kind[notice.kind] += 1
+    removed = 0
+    for old in paths.public.rglob(f"*{NOTICE_SUFFIX}"):
+        if old.resolve() not in written:
+            old.unlink()
+            removed += 1
+    for old in paths.public.glob("附件*_公示名单.xlsx"):  # the district-wide lists of earlier versions
+        old.unlink()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(listed),
+        "第一次公示（village notices）": per_kind[FIRST],
+        "第二次公示（subdistrict notices）": per_kind[SECOND],
+        "户数（households listed）": len(listed),
+        "人数（persons listed）": int(listed["家庭人口"].sum()) if len(listed) else 0,
+        "无人公示的村（villages with nobody to list）": int(sum(
+            1 for v in villages.itertuples() if not (listed["village_code"] == v.village_code).any())),
+        "已删除的旧公示（stale notices removed）": removed,
+        **download_links(paths, paths.public),
+    })
 
-    @dg.asset(name=notice.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
-              description=f"{notice.filename.removesuffix('.xlsx')}：公示名单，位于 reports/{PUBLIC_DIR}/，可直接张贴。"
-                          f"(the list to post on "
-                          f"village notice boards — the households of {annex.filename.split('_')[0]}, one row per "
-                          "household: 序号, 办事处, 村, 户主姓名, 家庭人口, 类别, 主要致贫原因. No ID number, no "
-                          "health, disability or income detail of anyone.")
-    def _public(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
-        s = settings.get()
-        with warehouse.connect(read_only=True) as con:
-            frame = public_frame(annex_frame(con, annex))
-        path = paths.report_path(paths.public / notice.filename)
-        write_sheets_workbook(
-            path, {"明细": (notice.title.format(year=s.reference_date.year), frame)}, s,
-            office_stamp(s.tz), text_columns=TEXT_COLUMNS,
-            totals={"明细": Totals(UNIT_HOUSEHOLD, None)}, settings_sheet=False)
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": len(frame),
-            "人数（persons）": int(frame["家庭人口"].sum()) if len(frame) else 0,
-            **download_links(paths, path),
-        })
 
-    return _public
-
-
-crosscheck_report_assets = [crosscheck_table, *(build_public_asset(n) for n in PUBLIC_NOTICES.values())]
+crosscheck_report_assets = [crosscheck_table, public_notices]

@@ -35,7 +35,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipeline.assets.signoff_readiness import conditions_table
-from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_sheets_workbook
+from pipeline.io.excel import TOTAL_LABEL, parse_totals_text, write_notice_workbook, write_sheets_workbook
 from pipeline.metadata import download_links
 from pipeline.package_signing import (
     SigningKeyError,
@@ -48,14 +48,16 @@ from pipeline.package_signing import (
 from pipeline.privacy import mask_name, mask_text
 from pipeline.readiness import (
     PACKAGE_ASSETS,
-    PACKAGE_FILES,
     gate_reasons,
     git_commit,
     input_files,
     office_now,
+    package_files,
 )
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, SettingsResource, WarehouseResource
 from pipeline.resources.warehouse import last_build
+from pipeline.rules.notices import ANNOUNCEMENT_FILE, HOUSEHOLDS_PER_PAGE, NOTICE_SQL, announcement
+from pipeline.settings import show_time
 
 LOG_FILE = "签字记录.jsonl"
 CONFIRMATION_FILE = "签字确认单.xlsx"
@@ -130,7 +132,7 @@ def table_counts(path: Path) -> list[dict]:
         rows = wb.get_sheet_by_name(name).to_python()
         totals = None
         for row in rows:
-            if row and str(row[0]).strip() == TOTAL_LABEL:
+            if row and str(row[0]).strip().startswith(TOTAL_LABEL):
                 totals = next((parse_totals_text(str(v)) for v in row if parse_totals_text(str(v))), None)
                 break
         data = sum(1 for row in rows[3:] if row and isinstance(row[0], (int, float)) and not isinstance(row[0], bool))
@@ -154,11 +156,13 @@ def _reserve_package_folder(signed: Path, now: dt.datetime) -> tuple[Path, str]:
 
 
 def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, comment: str, now: dt.datetime,
-                  settings, reasons_checked: list[str], key_dir: Path | None = None) -> tuple[Path, dict]:
+                  settings, reasons_checked: list[str], key_dir: Path | None = None,
+                  announced: pd.DataFrame | None = None) -> tuple[Path, dict]:
     """Build the package in a hidden folder next to the signed ones, verify every copy, sign its
     manifest with the office's key (``key_dir``, default package_signing.default_key_dir(); none:
     the manifest says it is unsigned), make it read-only and only then give it its final name (so
-    a half-written package is never seen)."""
+    a half-written package is never seen). ``announced`` (rows of rules.notices.NOTICE_SQL: the
+    households of 附件2/3) becomes the 公告, dated at the signature; it exists only in the package."""
     try:
         key = load_private_key(key_dir or default_key_dir())
     except SigningKeyError as exc:
@@ -169,7 +173,7 @@ def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, commen
     try:
         staging.mkdir(mode=0o700)
         outputs, counts = [], []
-        for item in PACKAGE_FILES:
+        for item in package_files(reports):
             source = reports / item.relative
             expected = sha256_file(source)
             target = staging / item.name
@@ -182,6 +186,14 @@ def write_package(reports: Path, signed: Path, raw: Path, *, signer: str, commen
             for c in table_counts(target):
                 counts.append({"表": item.label, "工作表": c["sheet"], "户数": c["households"],
                                "人数": c["persons"], "数据行数": c["rows"]})
+        if announced is not None:
+            notice = announcement(settings, announced, now.date())
+            target = staging / ANNOUNCEMENT_FILE
+            write_notice_workbook(target, notice, households_per_page=HOUSEHOLDS_PER_PAGE)
+            outputs.append({"file": ANNOUNCEMENT_FILE, "table": "公告", "source": None,
+                            "sha256": sha256_file(target), "bytes": target.stat().st_size})
+            counts.append({"表": "公告", "工作表": notice.sheet, "户数": notice.households,
+                           "人数": notice.persons, "数据行数": notice.households})
         confirmation = staging / CONFIRMATION_FILE
         _write_confirmation(confirmation, settings, signer=signer, comment=comment, now=now,
                             package=name, counts=counts, outputs=outputs)
@@ -238,7 +250,7 @@ def _write_confirmation(path: Path, settings, *, signer: str, comment: str, now:
     title = f"{settings.reference_date.year}年脱贫质量“回头看”签字确认单"
     record = pd.DataFrame({
         "项目": ["签字人", "签字时间", "决定", "意见", "签字包"],
-        "内容": [signer, now.strftime("%Y-%m-%d %H:%M:%S"), AGREED, comment or "（无）", package],
+        "内容": [signer, show_time(now, settings), AGREED, comment or "（无）", package],
     })
     files = pd.DataFrame([{"文件": o["file"], "表": o["table"], "字节": o["bytes"], "sha256": o["sha256"]}
                           for o in outputs])
@@ -275,6 +287,7 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
         built = last_build(con)
         reasons = gate_reasons(con, paths.raw, paths.reports, built)
         table = conditions_table(con, paths, built, tz)
+        announced = con.execute(NOTICE_SQL).df()  # the 公告's households (附件2/3), if it is signed
     if chosen is None:  # Materialize-all, or a launch without a decision: nothing is signed
         return dg.MaterializeResult(metadata={
             "结果（outcome）": NO_DECISION, "签字条件（sign-off conditions）": table,
@@ -311,7 +324,7 @@ def signoff(context: dg.AssetExecutionContext, config: SignoffConfig, paths: Pat
 
     try:
         folder, manifest = write_package(paths.reports, paths.signed, paths.raw, signer=signer, comment=comment, now=now,
-                                         settings=settings.get(), reasons_checked=reasons)
+                                         settings=settings.get(), reasons_checked=reasons, announced=announced)
     except SignoffRefused as exc:
         append_log(paths.signed, {**entry, "outcome": REFUSED, "reasons": [str(exc)]})
         raise dg.Failure(description=f"不能签字（同意）：{exc}", allow_retries=False) from exc

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from glob import escape as glob_escape
 import math
 import numbers
 import os
@@ -32,10 +31,10 @@ import re
 import shutil
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,7 +46,22 @@ from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
 from pipeline import schema
-from pipeline.settings import Settings
+from pipeline.io.printing import (
+    A4,
+    BODY_PT,
+    HEADER_FOOTER_IN,
+    MARGIN_LR_IN,
+    MARGIN_TB_IN,
+    TITLE_PT,
+    PrintLayout,
+    choose_layout,
+    display_width,
+    first_page_columns,
+    row_height,
+    stored_width,
+    text_lines,
+)
+from pipeline.settings import Settings, show_time
 
 # --------------------------------------------------------------------------------------------
 # Labels. Input column labels come from schema; these are the output-only words of outputs.md.
@@ -92,6 +106,10 @@ ALWAYS_AMOUNT_COLUMNS: frozenset[str] = frozenset(
     c.label for c in schema.HOUSEHOLD_COLUMNS if c.kind == "amount"
 )
 
+# Computed per-capita values: shown cut down to the cent (rules.md: 4499.9967 → 4499.99, −12.345 →
+# −12.35), so a shown value never contradicts a strict comparison with a line.
+FLOOR_COLUMNS: frozenset[str] = frozenset({"年人均纯收入"})
+
 # --------------------------------------------------------------------------------------------
 # Excel limits
 # --------------------------------------------------------------------------------------------
@@ -104,7 +122,15 @@ _HALF_MAX_STRING = EXCEL_MAX_STRING // 2
 _MAX_EXACT_INT = 10**15  # Excel keeps 15 significant digits
 
 HEADER_ROWS = 3  # title, row 2, column header
-MAX_COLUMN_WIDTH = 40
+# Text longer than the cap wraps; the cap narrows (down the list) until the table fits a page.
+WRAP_CAPS = (30, 24, 20, 16, 12)
+MAX_COLUMN_WIDTH = WRAP_CAPS[0]
+WRAP_MIN_WIDTH = 12
+NEVER_WRAP_WIDTH = 20  # an ID (18), a 户编号 (14) or a phone number is never broken over lines
+HEADER_MIN_WIDTH = 8  # a longer header wraps onto two lines
+NARROW_TABLE_WIDTH = 130  # a narrow table is widened to its title, up to about one A4 width
+MIN_TITLE_SPAN = 40  # characters: narrower, a title would stand on more than three lines
+CHART_LAYOUT = PrintLayout(A4, 100, None, 1)  # a chart sheet (pipeline/charts.py): one A4 page
 _WIDTH_SAMPLE = 2000
 _ZIP64_CELLS = 20_000_000  # above this many cells the package may pass 4 GB uncompressed
 
@@ -252,12 +278,9 @@ def is_missing(value: Any) -> bool:
     return False
 
 
-def to_amount(value: Any) -> Decimal | None:
-    """An amount rounded half-up to 0.01, or None when the value is empty or not a number.
-
-    A float goes through its shortest repr, so ``2.675`` (stored as 2.67499…) rounds to 2.68 as
-    the person who typed it expects.
-    """
+def _exact_decimal(value: Any) -> Decimal | None:
+    """The exact number a value holds, or None when empty or not a finite number. A float goes
+    through its shortest repr, so ``2.675`` (stored as 2.67499…) is 2.675 as typed."""
     if is_missing(value) or isinstance(value, (bool, np.bool_)):
         return None
     try:
@@ -276,12 +299,27 @@ def to_amount(value: Any) -> Decimal | None:
             return None
     except (InvalidOperation, ValueError):
         return None
-    if not d.is_finite():
+    return d if d.is_finite() else None
+
+
+def _quantize(value: Any, rounding: str) -> Decimal | None:
+    d = _exact_decimal(value)
+    if d is None:
         return None
     try:
-        return d.quantize(_CENT, rounding=ROUND_HALF_UP)
+        return d.quantize(_CENT, rounding=rounding)
     except InvalidOperation:  # more digits than the decimal context holds
         return None
+
+
+def to_amount(value: Any) -> Decimal | None:
+    """An amount rounded half-up to 0.01, or None when the value is empty or not a number."""
+    return _quantize(value, ROUND_HALF_UP)
+
+
+def to_floor_amount(value: Any) -> Decimal | None:
+    """A computed per-capita amount cut down to the cent (floor), or None."""
+    return _quantize(value, ROUND_FLOOR)
 
 
 def to_text(value: Any) -> str | None:
@@ -312,14 +350,6 @@ def is_formula_like(text: str) -> bool:
     return text.startswith(FORMULA_TRIGGERS)
 
 
-_WIDE = frozenset("WF")
-
-
-def display_width(text: str) -> int:
-    """Width in Excel character units: CJK and full-width characters count two."""
-    if text.isascii():
-        return len(text)
-    return sum(2 if unicodedata.east_asian_width(ch) in _WIDE else 1 for ch in text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,6 +466,16 @@ def classify_amount(v: Any) -> Cell:
     return _string_cell(s)
 
 
+def classify_floor_amount(v: Any) -> Cell:
+    """A cell of a per-capita column: the number cut down to the cent (floor)."""
+    d = to_floor_amount(v)
+    if d is not None:
+        f = float(d)
+        if math.isfinite(f):
+            return T_NUMBER, f, S_AMOUNT
+    return classify_amount(v)
+
+
 def classify_general(v: Any) -> Cell:
     """Any other cell: numbers as numbers, strings as strings, dates as dates."""
     cls = v.__class__
@@ -474,6 +514,7 @@ def classify_general(v: Any) -> Cell:
 _CLASSIFIERS: dict[str, Callable[[Any], Cell]] = {
     "text": classify_text,
     "amount": classify_amount,
+    "floor": classify_floor_amount,
     "general": classify_general,
 }
 
@@ -481,6 +522,8 @@ _CLASSIFIERS: dict[str, Callable[[Any], Cell]] = {
 def _column_kind(name: str, text_columns: Collection[str], amount_columns: Collection[str]) -> str:
     if name in text_columns or name in ALWAYS_TEXT_COLUMNS:
         return "text"
+    if name in FLOOR_COLUMNS:
+        return "floor"
     if name in amount_columns or name in ALWAYS_AMOUNT_COLUMNS:
         return "amount"
     return "general"
@@ -582,7 +625,7 @@ def _render_column(values: Sequence[Any], classify: Callable[[Any], Cell], xf: l
 
 
 def _stream_rows(ws: Worksheet, first_row: int, columns: list[Sequence[Any]], classifiers: list,
-                 xf: list[list[int]]) -> int:
+                 xf: list[list[int]], heights: Sequence[float | None] = ()) -> int:
     """Render data rows as sheet XML into the worksheet's constant_memory row stream.
 
     Uses xlsxwriter's stream protocol: flush the rows written so far, append ``<row>`` elements
@@ -603,10 +646,11 @@ def _stream_rows(ws: Worksheet, first_row: int, columns: list[Sequence[Any]], cl
                  for j in range(ncols)]
         out = []
         append = out.append
-        for row_tails in zip(*tails):
+        for k, row_tails in enumerate(zip(*tails), start=lo):
             r += 1
             rn = str(r)
-            append(f'<row r="{rn}">')
+            h = heights[k] if k < len(heights) else None
+            append(f'<row r="{rn}" ht="{h:g}" customHeight="1">' if h else f'<row r="{rn}">')
             append("".join([h + rn + t for h, t in zip(heads, row_tails)]))
             append("</row>")
         fh.write("".join(out))
@@ -623,10 +667,12 @@ def _is_total_label(value: Any) -> bool:
 
 def _api_rows(ws: Worksheet, first_row: int, rows: Iterator[tuple], classifiers: list,
               formats: list[list[Format]], bold_formats: list[list[Format]] | None,
-              run_fmt: Format) -> int:
+              run_fmt: Format, heights: Sequence[float | None] = ()) -> int:
     """The same rows through xlsxwriter's typed write_* methods."""
     r = first_row
-    for row in rows:
+    for k, row in enumerate(rows):
+        if k < len(heights) and heights[k]:
+            ws.set_row(r, heights[k])
         styles = bold_formats if (bold_formats is not None and _is_total_label(row[0])) else formats
         for j, v in enumerate(row):
             t, p, k = classifiers[j](v)
@@ -662,8 +708,20 @@ class _Table:
 def row2_text(settings: Settings, generated_at: dt.datetime) -> str:
     return (
         f"填报单位：{settings.reporting_unit}　　数据截至：{settings.reference_date.isoformat()}"
-        f"　　生成时间：{generated_at:%Y-%m-%d %H:%M}"
+        f"　　生成时间：{show_time(generated_at, settings)}"
     )
+
+
+def unit_text(columns: Sequence[str], kinds: Sequence[str], counted: bool) -> str:
+    """The 单位 line of a table: 户 and 人 where it counts them, 元 where it shows amounts."""
+    units = []
+    if counted or any(c.endswith(HOUSEHOLDS_LABEL) for c in columns):
+        units.append("户")
+    if counted or any(c.endswith(PERSONS_LABEL) or c == SIZE_LABEL for c in columns):
+        units.append("人")
+    if any(k in ("amount", "floor") for k in kinds):
+        units.append("元")
+    return "单位：" + "、".join(units) if units else ""
 
 
 def totals_text(households: int, persons: int) -> str:
@@ -695,31 +753,74 @@ def _sample_positions(n: int) -> Sequence[int]:
     return [*range(half), *range(half, n, step)]
 
 
-def _column_widths(table: _Table, kinds: list[str]) -> list[tuple[float, bool]]:
-    """(width, wrap) per column from the header and a sample of the values (CJK counts 2)."""
+def _cell_text(v: Any, kind: str) -> str | None:
+    """The text a cell shows (amounts with two decimals), for widths and row heights."""
+    if kind in ("amount", "floor"):
+        d = to_floor_amount(v) if kind == "floor" else to_amount(v)
+        return f"{d:.2f}" if d is not None else to_text(v)
+    return to_text(v)
+
+
+def _natural_widths(table: _Table, kinds: list[str]) -> list[tuple[int, int, list[int]]]:
+    """Per column: (header width, widest value, the values' widths) from the header and a sample
+    of the values (CJK counts 2)."""
     frame = table.frame
     positions = _sample_positions(len(frame))
     out = []
     for name, kind in zip(table.columns, kinds):
-        width = max(display_width(name), 4)
+        lengths: list[int] = []
         if name == SEQ_LABEL and table.number_rows:
-            width = max(width, len(str(len(frame))))
+            lengths = [len(str(len(frame)))]
         elif name in frame.columns:
             column = frame[name]
             for i in positions:
-                v = column.iat[i]
-                if kind == "amount":
-                    d = to_amount(v)
-                    s = f"{d:,.2f}" if d is not None else to_text(v)
-                else:
-                    s = to_text(v)
+                s = _cell_text(column.iat[i], kind)
                 if s:
-                    width = max(width, display_width(s))
-                if width > MAX_COLUMN_WIDTH:
-                    break
-        wrap = width > MAX_COLUMN_WIDTH
-        out.append((min(width + 2, MAX_COLUMN_WIDTH), wrap))
+                    lengths.append(max(display_width(part) for part in s.split("\n")))
+        out.append((display_width(name), max(lengths, default=0), lengths))
     return out
+
+
+def _fit_widths(natural: list[tuple[int, int, list[int]]], kinds: list[str],
+                cap: int) -> list[tuple[float, bool]]:
+    """(width, wrap) per column: as wide as the content, a long header wrapping onto two lines,
+    text longer than ``cap`` wrapping (the column then as wide as most of its values, at most
+    ``cap``). Numbers never wrap."""
+    out = []
+    for (header, widest, lengths), kind in zip(natural, kinds):
+        head = header if header <= HEADER_MIN_WIDTH else max(HEADER_MIN_WIDTH, math.ceil(header / 2))
+        if widest <= max(cap, NEVER_WRAP_WIDTH) or kind in ("amount", "floor"):
+            out.append((max(head, widest, 4) + 2, False))
+            continue
+        ordered = sorted(lengths)
+        typical = ordered[int(0.9 * (len(ordered) - 1))]
+        out.append((max(head, min(cap, max(typical, WRAP_MIN_WIDTH))) + 2, True))
+    return out
+
+
+def _column_widths(table: _Table, kinds: list[str]) -> tuple[list[tuple[float, bool]], PrintLayout]:
+    """(width, wrap) per column, and the print layout: the widest cap for wrapped text at which
+    the table prints on the fewest pages across, preferring A4 to A3 (see printing.py)."""
+    natural = _natural_widths(table, kinds)
+    best = None
+    for cap in WRAP_CAPS:
+        widths = _fit_widths(natural, kinds, cap)
+        layout = choose_layout([stored_width(w) for w, _ in widths], table.columns)
+        rank = (layout.pages_across, layout.paper != A4)
+        if best is None or rank < best[0]:
+            best = (rank, widths, layout)
+        if rank == (1, False):
+            break
+    return best[1], best[2]
+
+
+def _widen(widths: list[tuple[float, bool]], need: float) -> list[tuple[float, bool]]:
+    """Widen a narrow table to ``need`` characters, spread over its columns."""
+    total = sum(w for w, _ in widths)
+    if total >= need:
+        return widths
+    extra = (need - total) / len(widths)
+    return [(round(w + extra, 1), wrap) for w, wrap in widths]
 
 
 def _merge_row(ws: Worksheet, row: int, ncols: int, text: str, fmt: Format, run_fmt: Format) -> None:
@@ -729,19 +830,62 @@ def _merge_row(ws: Worksheet, row: int, ncols: int, text: str, fmt: Format, run_
     put_string(ws, row, 0, text, fmt, run_fmt)
 
 
-def _print_setup(ws: Worksheet, header_rows: int, freeze_cols: int = 0) -> None:
-    ws.set_paper(9)  # A4
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)  # one page wide, as many pages tall as needed
+FOOTER = "&C第 &P 页，共 &N 页"
+
+
+def _print_setup(ws: Worksheet, header_rows: int, layout: PrintLayout, label: str | None = None,
+                 freeze_cols: int = 0) -> None:
+    """Paper, fixed print scale (text at least 8 pt), repeated header rows (and identifying
+    columns when the table runs several pages across), page numbers and the 附件N label."""
+    apply_print_layout(ws, layout, label)
     ws.repeat_rows(0, header_rows - 1)
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-    ws.center_horizontally()
-    ws.set_footer("&C第 &P 页，共 &N 页")
     ws.freeze_panes(header_rows, freeze_cols)
 
 
+def apply_print_layout(ws: Worksheet, layout: PrintLayout, label: str | None = None) -> None:
+    """The page setup of a printing sheet (shared with the survey template)."""
+    ws.set_paper(layout.paper)
+    ws.set_landscape()
+    ws.set_print_scale(layout.scale)
+    if layout.repeat_columns is not None:
+        ws.repeat_columns(*layout.repeat_columns)
+        ws.print_across()
+    ws.set_margins(left=MARGIN_LR_IN, right=MARGIN_LR_IN, top=MARGIN_TB_IN, bottom=MARGIN_TB_IN)
+    if layout.pages_across == 1:
+        ws.center_horizontally()
+    if label:
+        ws.set_header(f"&L{label}", {"margin": HEADER_FOOTER_IN})
+    ws.set_footer(FOOTER, {"margin": HEADER_FOOTER_IN})
+
+
+def _row_heights(values: list[Sequence[Any]], kinds: list[str], widths: list[tuple[float, bool]],
+                 start: int, stop: int) -> list[float | None]:
+    """The height of each data row whose wrapped text needs more than one line (else None)."""
+    wrapped = [j for j, (_, wrap) in enumerate(widths) if wrap]
+    heights: list[float | None] = [None] * (stop - start)
+    if not wrapped:
+        return heights
+    for j in wrapped:
+        width, kind, column = widths[j][0], kinds[j], values[j]
+        for i in range(start, stop):
+            v = column[i]
+            if v is None or (v.__class__ is float and v != v):
+                continue
+            s = _cell_text(v, kind)
+            if not s:
+                continue
+            lines = text_lines(s, width)
+            if lines > 1:
+                h = row_height(lines)
+                k = i - start
+                if heights[k] is None or h > heights[k]:
+                    heights[k] = h
+    return heights
+
+
 def _write_table(wb: xlsxwriter.Workbook, fmts: _Formats, table: _Table, *, row2: str,
-                 text_columns: Collection[str], amount_columns: Collection[str]) -> list[tuple[str, int]]:
+                 text_columns: Collection[str], amount_columns: Collection[str],
+                 label: str | None = None) -> list[tuple[str, int]]:
     """Write one table, split over several sheets past Excel's row limit; [(sheet, rows)]."""
     columns = table.columns
     ncols = len(columns)
@@ -764,7 +908,27 @@ def _write_table(wb: xlsxwriter.Workbook, fmts: _Formats, table: _Table, *, row2
 
     kinds = [_column_kind(c, text_columns, amount_columns) for c in columns]
     classifiers = [_CLASSIFIERS[k] for k in kinds]
-    widths = _column_widths(table, kinds)
+    unit = unit_text(columns, kinds, table.totals is not None)
+    if unit:
+        row2 = f"{row2}　　{unit}"
+    widths, layout = _column_widths(table, kinds)
+    # A narrow table (a 汇总) is widened so its title and row 2 stand on one line each.
+    title_need = display_width(table.title) * TITLE_PT / BODY_PT + 4
+    widths = _widen(widths, min(max(title_need, display_width(row2) + 2), NARROW_TABLE_WIDTH))
+    layout = choose_layout([stored_width(w) for w, _ in widths], columns)
+    printed = sum(w for w, _ in widths)  # characters across the merged title
+    span = ncols  # the title, row 2 and the signature are merged across the printed width …
+    if layout.pages_across > 1:
+        # … which, when the table runs several pages across, is the columns repeated on every
+        # page, so each page shows the title whole (a merge over all columns is cut at the page
+        # edge); when those are too narrow for the title, the columns of the first page
+        span = layout.repeat_columns[1] + 1 if layout.repeat_columns else 1
+        if sum(w for w, _ in widths[:span]) < MIN_TITLE_SPAN:
+            span = first_page_columns([stored_width(w) for w, _ in widths], layout)
+        printed = sum(w for w, _ in widths[:span])
+    title_lines = text_lines(table.title, printed * BODY_PT / TITLE_PT)
+    row2_lines = text_lines(row2, printed)
+    header_lines = max(text_lines(c, w) for c, (w, _) in zip(columns, widths))
     values: list[Sequence[Any]] = []
     for c in columns:
         if c == SEQ_LABEL and table.number_rows:
@@ -775,33 +939,35 @@ def _write_table(wb: xlsxwriter.Workbook, fmts: _Formats, table: _Table, *, row2
     formats = [fmts.styles(wrap=w, bold=False) for _, w in widths]
     bold_formats = [fmts.styles(wrap=w, bold=True) for _, w in widths] if table.emphasize_total_row else None
     run_fmt = fmts.plain()
-    title_fmt = fmts.plain(bold=True, font_size=16, align="center")
-    row2_fmt = fmts.plain(align="left")
+    title_fmt = fmts.plain(bold=True, font_size=TITLE_PT, align="center", text_wrap=True)
+    row2_fmt = fmts.plain(align="left", text_wrap=True)
     header_fmt = fmts.get(bold=True, align="center", text_wrap=True, bg_color="#D9D9D9", num_format="@")
     total_label_fmt = fmts.get(bold=True, align="center")
     total_fmt = fmts.get(bold=True, align="left")
-    sign_fmt = fmts.plain(align="left")
+    sign_fmt = fmts.plain(align="left", text_wrap=True)
 
     written = []
     for part, sheet_name in enumerate(names):
         ws = wb.add_worksheet(sheet_name)
         for j, (width, _) in enumerate(widths):
             ws.set_column(j, j, width)
-        ws.set_row(0, 30)
-        _merge_row(ws, 0, ncols, table.title, title_fmt, run_fmt)
-        ws.set_row(1, 20)
-        _merge_row(ws, 1, ncols, row2, row2_fmt, run_fmt)
+        ws.set_row(0, max(30.0, row_height(title_lines, TITLE_PT)))
+        _merge_row(ws, 0, span, table.title, title_fmt, run_fmt)
+        ws.set_row(1, max(20.0, row_height(row2_lines)))
+        _merge_row(ws, 1, span, row2, row2_fmt, run_fmt)
+        ws.set_row(2, max(20.0, row_height(header_lines)))
         for j, name in enumerate(columns):
             put_string(ws, 2, j, name, header_fmt, run_fmt)
 
         start, stop = part * capacity, min(n, (part + 1) * capacity)
+        heights = _row_heights(values, kinds, widths, start, stop)
         if stop > start and bold_formats is None and _can_stream(ws, HEADER_ROWS):
             xf = [[f._get_xf_index() for f in col] for col in formats]
             part_values = [v[start:stop] for v in values]
-            r = _stream_rows(ws, HEADER_ROWS, part_values, classifiers, xf)
+            r = _stream_rows(ws, HEADER_ROWS, part_values, classifiers, xf, heights)
         else:
             rows = zip(*(v[start:stop] for v in values))
-            r = _api_rows(ws, HEADER_ROWS, rows, classifiers, formats, bold_formats, run_fmt)
+            r = _api_rows(ws, HEADER_ROWS, rows, classifiers, formats, bold_formats, run_fmt, heights)
         last_data_row = r - 1
 
         if part == parts - 1:
@@ -816,21 +982,20 @@ def _write_table(wb: xlsxwriter.Workbook, fmts: _Formats, table: _Table, *, row2
                                run_fmt)
                 r += 1
             if table.signature:
-                ws.set_row(r, 30)
-                _merge_row(ws, r, ncols, SIGNATURE_LINE, sign_fmt, run_fmt)
+                ws.set_row(r, max(30.0, row_height(text_lines(SIGNATURE_LINE, printed))))
+                _merge_row(ws, r, span, SIGNATURE_LINE, sign_fmt, run_fmt)
                 r += 1
 
-        _print_setup(ws, HEADER_ROWS)
+        _print_setup(ws, HEADER_ROWS, layout, label)
         if table.autofilter and last_data_row >= HEADER_ROWS:
             ws.autofilter(HEADER_ROWS - 1, 0, last_data_row, ncols - 1)
         written.append((sheet_name, stop - start))
     return written
 
 
-def _write_settings_sheet(wb: xlsxwriter.Workbook, fmts: _Formats, settings: Settings,
-                          generated_at: dt.datetime) -> None:
+def _write_settings_sheet(wb: xlsxwriter.Workbook, fmts: _Formats, record: Mapping[str, str]) -> None:
+    """The hidden 设置 sheet: never printed, never counted in the page totals."""
     ws = wb.add_worksheet(SETTINGS_SHEET)
-    record = settings_record(settings, generated_at)
     ws.set_column(0, 0, max(display_width(k) for k in record) + 2)
     ws.set_column(1, 1, min(MAX_COLUMN_WIDTH, max(display_width(v) for v in record.values()) + 2))
     header = fmts.get(bold=True, bg_color="#D9D9D9")
@@ -841,25 +1006,29 @@ def _write_settings_sheet(wb: xlsxwriter.Workbook, fmts: _Formats, settings: Set
     for i, (k, v) in enumerate(record.items(), start=1):
         put_string(ws, i, 0, k, cell, run_fmt)
         put_string(ws, i, 1, v, cell, run_fmt)
-    ws.set_paper(9)
-    ws.fit_to_pages(1, 0)
+    ws.hide()
 
 
-def settings_record(settings: Settings, generated_at: dt.datetime) -> dict[str, str]:
-    """The settings that shaped an output, with Chinese labels, plus 生成时间."""
-    return {**settings.as_record(), GENERATED_AT_LABEL: generated_at.isoformat(timespec="seconds")}
+def settings_record(settings: Settings, generated_at: dt.datetime, *,
+                    for_village: bool = False) -> dict[str, str]:
+    """The settings that shaped an output, with Chinese labels, plus 生成时间 (district time,
+    ``2019-05-20 09:30``); without the detection thresholds when it goes to a village."""
+    return {**settings.as_record(for_village=for_village),
+            GENERATED_AT_LABEL: show_time(generated_at, settings)}
 
 
-def _set_properties(wb: xlsxwriter.Workbook, settings: Settings, generated_at: dt.datetime,
-                    title: str) -> None:
-    record = settings_record(settings, generated_at)
+def _set_properties(wb: xlsxwriter.Workbook, record: Mapping[str, str], settings: Settings,
+                    generated_at: dt.datetime, title: str) -> None:
+    created = generated_at
+    if created.tzinfo is not None:
+        created = created.astimezone(dt.UTC).replace(tzinfo=None)
     wb.set_properties({
         "title": title,
         "subject": f"{settings.district_name}{settings.reference_date.year}年脱贫质量“回头看”",
         "author": settings.reporting_unit,
         "company": settings.reporting_unit,
         "comments": "；".join(f"{k}={v}" for k, v in record.items()),
-        "created": generated_at.replace(tzinfo=None),
+        "created": created,
     })
 
 
@@ -916,10 +1085,12 @@ def count_households_persons(rows: pd.DataFrame, *, unit: str,
     return len(rows), int(round(float(_sizes(rows).sum())))
 
 
-def _ordered_values(label: str, present: Sequence[Any]) -> list[Any]:
+def _ordered_values(label: str, present: Sequence[Any], every: Sequence[Any] | None = None) -> list[Any]:
+    """The values of a split column in code-list order; with ``every``, all of those values
+    (a value nobody has keeps its zero columns) in that order, then any other value present."""
     codes = next((c.codes for c in _ALL_INPUT_COLUMNS if c.label == label and c.codes), ())
     seen = list(dict.fromkeys(present))
-    ordered = [c for c in codes if c in seen]
+    ordered = list(every) if every is not None else [c for c in codes if c in seen]
     ordered += [v for v in seen if v not in ordered and v != UNSPECIFIED_LABEL]
     if UNSPECIFIED_LABEL in seen:
         ordered.append(UNSPECIFIED_LABEL)
@@ -927,10 +1098,12 @@ def _ordered_values(label: str, present: Sequence[Any]) -> list[Any]:
 
 
 def summarize(rows: pd.DataFrame, by: str = SUBDISTRICT_LABEL, *, household_key: str | None = None,
-              unit: str = UNIT_HOUSEHOLD, split_by: Sequence[str] = ()) -> pd.DataFrame:
+              unit: str = UNIT_HOUSEHOLD, split_by: Sequence[str] = (),
+              split_values: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
     """The 汇总 sheet: one row per ``by`` value (in order of first appearance) plus a 合计 row,
     with 户数 and 人数, and for each ``split_by`` column and each of its values the columns
-    ``<value>户数`` and ``<value>人数`` (values in code-list order where schema has one)."""
+    ``<value>户数`` and ``<value>人数`` (values in code-list order where schema has one; for a
+    column of ``split_values``, every value listed there, in that order, zeros included)."""
     _check_unit(unit, household_key)
     if by not in rows.columns:
         raise ValueError(f"summary column {by!r} is not a column of the rows")
@@ -960,7 +1133,7 @@ def summarize(rows: pd.DataFrame, by: str = SUBDISTRICT_LABEL, *, household_key:
         work["_s"] = _key_series(rows[split]).to_numpy()
         sub = counts(["_g", "_s"])
         whole = counts(["_s"])
-        for value in _ordered_values(split, list(work["_s"])):
+        for value in _ordered_values(split, list(work["_s"]), (split_values or {}).get(split)):
             for stat, label in (("h", HOUSEHOLDS_LABEL), ("p", PERSONS_LABEL)):
                 name = f"{value}{label}"
                 if name in used:
@@ -991,11 +1164,14 @@ def write_annex_workbook(
     household_key: str | None = None,
     extra_sheets: Mapping[str, pd.DataFrame] | None = None,
     detail_sheet: str = DETAIL_SHEET,
+    page_label: str | None = None,
+    summary_title: str | None = None,
 ) -> WriteStats:
     """Write a 附件 table: sheets 明细 (title, row 2, header = ``columns``, rows numbered 1..n in
     序号, 合计 and the signature line), 汇总 (``summary`` as given), any ``extra_sheets`` (same
-    title/header layout) and 设置. ``rows`` holds every column of ``columns`` except 序号, already
-    sorted; it may hold more (e.g. ``household_key``), which are not written."""
+    title/header layout) and the hidden 设置. ``rows`` holds every column of ``columns`` except 序号,
+    already sorted; it may hold more (e.g. ``household_key``), which are not written.
+    ``page_label`` (e.g. ``附件4``) is printed at the top left of every page."""
     started = time.perf_counter()
     path = Path(path)
     _check_unit(unit, household_key)
@@ -1006,14 +1182,14 @@ def write_annex_workbook(
     row2 = row2_text(settings, generated_at)
     tables = [
         _Table(detail_sheet, title, rows, columns, totals=(households, persons), signature=True),
-        _Table(SUMMARY_SHEET, title, summary, [str(c) for c in summary.columns], number_rows=False,
-               emphasize_total_row=True, autofilter=False),
+        _Table(SUMMARY_SHEET, summary_title or title, summary, [str(c) for c in summary.columns],
+               number_rows=False, emphasize_total_row=True, autofilter=False),
     ]
     for name, frame in (extra_sheets or {}).items():
         tables.append(_Table(name, title, frame, [str(c) for c in frame.columns], number_rows=False))
     sheets, split = _write_workbook(path, tables, settings=settings, generated_at=generated_at,
                                     title=title, row2=row2, text_columns=text_columns,
-                                    amount_columns=amount_columns)
+                                    amount_columns=amount_columns, page_label=page_label)
     return WriteStats(rows=len(rows), households=households, persons=persons, path=path,
                       sheets=sheets, split=split,
                       sheet_totals={detail_sheet: (households, persons)},
@@ -1033,6 +1209,8 @@ def write_sheets_workbook(
     number_rows: bool = True,
     settings_sheet: bool = True,
     document_title: str | None = None,
+    page_label: str | None = None,
+    for_village: bool = False,
     charts: Collection = (),
 ) -> WriteStats:
     """Write several tables, one sheet each (``sheets``: name -> (title, frame); every column of
@@ -1043,8 +1221,10 @@ def write_sheets_workbook(
     ``signature`` (True, or a set of sheet names) adds the signature line. A sheet longer than
     Excel's row limit continues in ``<name>_2``, ``<name>_3``… (``WriteStats.split``/``notes``).
     ``WriteStats.households/persons`` are given when exactly one sheet has totals; per sheet they
-    are in ``sheet_totals``. ``charts``: callables given the open xlsxwriter workbook after the
-    tables, each adding a sheet with a native chart (pipeline/charts.py)."""
+    are in ``sheet_totals``. ``page_label`` is printed at the top left of every page; a workbook
+    ``for_village`` records its settings without the detection thresholds. ``charts``: callables
+    given the open xlsxwriter workbook after the tables, each adding a sheet with a native chart
+    (pipeline/charts.py)."""
     started = time.perf_counter()
     path = Path(path)
     if not sheets:
@@ -1068,7 +1248,8 @@ def write_sheets_workbook(
     written, split = _write_workbook(
         path, tables, settings=settings, generated_at=generated_at,
         title=document_title or first_title, row2=row2_text(settings, generated_at),
-        text_columns=text_columns, amount_columns=amount_columns, settings_sheet=settings_sheet, charts=charts)
+        text_columns=text_columns, amount_columns=amount_columns, settings_sheet=settings_sheet,
+        page_label=page_label, for_village=for_village, charts=charts)
     only = next(iter(sheet_totals.values())) if len(sheet_totals) == 1 else (None, None)
     return WriteStats(rows=sum(written.values()), households=only[0], persons=only[1], path=path,
                       sheets=written, split=split, sheet_totals=sheet_totals,
@@ -1078,7 +1259,8 @@ def write_sheets_workbook(
 def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
                     generated_at: dt.datetime, title: str, row2: str,
                     text_columns: Collection[str], amount_columns: Collection[str],
-                    settings_sheet: bool = True,
+                    settings_sheet: bool = True, page_label: str | None = None,
+                    for_village: bool = False,
                     charts: Collection = ()) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     text_columns = frozenset(text_columns)
     amount_columns = frozenset(amount_columns)
@@ -1087,15 +1269,111 @@ def _write_workbook(path: Path, tables: list[_Table], *, settings: Settings,
     split: dict[str, tuple[str, ...]] = {}
     with atomic_path(path) as tmp, _workbook(tmp, cells) as wb:
         fmts = _Formats(wb)
-        _set_properties(wb, settings, generated_at, title)
+        record = settings_record(settings, generated_at, for_village=for_village)
+        _set_properties(wb, record, settings, generated_at, title)
         for table in tables:
             parts = _write_table(wb, fmts, table, row2=row2, text_columns=text_columns,
-                                 amount_columns=amount_columns)
+                                 amount_columns=amount_columns, label=page_label)
             sheets.update(parts)
             if len(parts) > 1:
                 split[table.name] = tuple(name for name, _ in parts)
+        before = len(wb.worksheets())
         for chart in charts:
             chart(wb)
+        for ws in wb.worksheets()[before:]:  # a chart's sheet prints like the rest: A4 landscape
+            apply_print_layout(ws, CHART_LAYOUT, page_label)
         if settings_sheet:
-            _write_settings_sheet(wb, fmts, settings, generated_at)
+            _write_settings_sheet(wb, fmts, record)
     return sheets, split
+
+
+# --------------------------------------------------------------------------------------------
+# Notices (公示, 公告): a page to post, A4 portrait, 30 households a page
+# --------------------------------------------------------------------------------------------
+
+NOTICE_PT = 12  # body text of a notice, read standing at a notice board
+NOTICE_TITLE_PT = 18
+NOTICE_ROW_PT = 21.0
+NOTICE_WIDTH = 84  # characters across an A4 portrait page at 100 %
+_NOTICE_WIDTHS = {"序号": 6, "办事处": 14, "村": 14, "户主姓名": 18, "家庭人口": 10, "类别": 14}
+
+
+def write_notice_workbook(path: Path, notice: Any, *, households_per_page: int = 30) -> WriteStats:
+    """Write a notice (``pipeline.rules.notices.Notice``) as a one-sheet workbook that prints on
+    A4 portrait at 100 %: the title, the lead, the list (序号, …, 户主姓名, 家庭人口, 类别) with a
+    page break every ``households_per_page`` rows and the title, lead and header repeated, a 合计
+    line, then the text of the notice, the issuing body and the date. No 设置 sheet and no internal
+    field: it is posted on a notice board as it is."""
+    started = time.perf_counter()
+    path = Path(path)
+    frame = notice.rows
+    columns = [str(c) for c in frame.columns]
+    ncols = len(columns)
+    base = [_NOTICE_WIDTHS.get(c, 12) for c in columns]
+    widths = [w * NOTICE_WIDTH / sum(base) for w in base]
+    chars = sum(widths) * BODY_PT / NOTICE_PT  # 12-pt characters across
+    with atomic_path(path) as tmp, _workbook(tmp, len(frame) * ncols) as wb:  # owner-only: names
+        wb.set_properties({"title": notice.title, "author": notice.issuer})
+        fmts = _Formats(wb)
+        run_fmt = fmts.plain()
+        title_fmt = fmts.plain(bold=True, font_size=NOTICE_TITLE_PT, align="center", text_wrap=True)
+        text_fmt = fmts.plain(font_size=NOTICE_PT, align="left", text_wrap=True)
+        right_fmt = fmts.plain(font_size=NOTICE_PT, align="right")
+        header_fmt = fmts.get(bold=True, font_size=NOTICE_PT, align="center", bg_color="#D9D9D9")
+        cell_fmt = {c: fmts.get(font_size=NOTICE_PT, align="center" if c in ("序号", "家庭人口") else "left",
+                                num_format="@" if c not in ("序号", "家庭人口") else "General")
+                    for c in columns}
+        ws = wb.add_worksheet(notice.sheet)
+        for j, w in enumerate(widths):
+            ws.set_column(j, j, w)
+        ws.set_row(0, row_height(text_lines(notice.title, chars * NOTICE_PT / NOTICE_TITLE_PT),
+                                 NOTICE_TITLE_PT) + 6)
+        _merge_row(ws, 0, ncols, notice.title, title_fmt, run_fmt)
+        ws.set_row(1, row_height(text_lines(notice.lead, chars), NOTICE_PT) + 4)
+        _merge_row(ws, 1, ncols, notice.lead, text_fmt, run_fmt)
+        r = 2
+        if len(frame):
+            ws.set_row(r, NOTICE_ROW_PT)
+            for j, c in enumerate(columns):
+                put_string(ws, r, j, c, header_fmt, run_fmt)
+            r += 1
+            for row in frame.itertuples(index=False):
+                ws.set_row(r, NOTICE_ROW_PT)
+                for j, (c, v) in enumerate(zip(columns, row)):
+                    t, p, _ = classify_general(v) if c in ("序号", "家庭人口") else classify_text(v)
+                    if t == T_NUMBER:
+                        ws.write_number(r, j, p, cell_fmt[c])
+                    elif t == T_STRING:
+                        put_string(ws, r, j, p, cell_fmt[c], run_fmt)
+                    else:
+                        ws.write_blank(r, j, None, cell_fmt[c])
+                r += 1
+            ws.set_row(r, NOTICE_ROW_PT)
+            _merge_row(ws, r, ncols, f"{TOTAL_LABEL}：{totals_text(notice.households, notice.persons)}", text_fmt, run_fmt)
+            r += 1
+            ws.repeat_rows(0, 2)
+            ws.set_h_pagebreaks(list(range(3 + households_per_page, 3 + len(frame), households_per_page)))
+        else:
+            ws.set_row(r, row_height(text_lines(notice.empty_text, chars), NOTICE_PT) + 8)
+            _merge_row(ws, r, ncols, notice.empty_text, text_fmt, run_fmt)
+            r += 1
+        r += 1  # a blank line before the text of the notice
+        for text in notice.paragraphs:
+            ws.set_row(r, row_height(text_lines(text, chars), NOTICE_PT) + 2)
+            _merge_row(ws, r, ncols, text, text_fmt, run_fmt)
+            r += 1
+        r += 1
+        for text in (notice.issuer, f"{notice.date.year}年{notice.date.month}月{notice.date.day}日"):
+            ws.set_row(r, NOTICE_ROW_PT)
+            if ncols > 1:
+                ws.merge_range(r, 0, r, ncols - 1, "", right_fmt)
+            put_string(ws, r, 0, text, right_fmt, run_fmt)
+            r += 1
+        ws.set_paper(A4)
+        ws.set_portrait()
+        ws.set_print_scale(100)
+        ws.set_margins(left=0.6, right=0.6, top=0.6, bottom=0.6)
+        ws.center_horizontally()
+        ws.set_footer(FOOTER, {"margin": HEADER_FOOTER_IN})
+    return WriteStats(rows=len(frame), households=notice.households, persons=notice.persons, path=path,
+                      sheets={notice.sheet: len(frame)}, seconds=time.perf_counter() - started)

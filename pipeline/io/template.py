@@ -26,7 +26,8 @@ import xlsxwriter
 from xlsxwriter.utility import xl_range_abs
 
 from pipeline import schema
-from pipeline.io.excel import atomic_path, display_width
+from pipeline.io.excel import apply_print_layout, atomic_path, display_width
+from pipeline.io.printing import choose_layout, row_height, stored_width, text_lines
 from pipeline.schema import Col
 from pipeline.settings import Settings
 
@@ -135,9 +136,13 @@ def _fits_inline(values: Sequence[str]) -> bool:
 
 
 def _column_width(col: Col) -> float:
-    width = max(display_width(col.label), 6)
+    label = display_width(col.label)
+    width = label if label <= 8 else max(8, -(-label // 2))  # a long label wraps onto two lines
+    width = max(width, 6)
     if col.kind == "id":
         width = max(width, 20)
+    elif col.key == "hh_no":
+        width = max(width, 16)  # 14 digits
     elif col.kind == "phone":
         width = max(width, 13)
     elif col.kind in ("code", "multi") and col.codes:
@@ -152,18 +157,22 @@ def _help_text(sheet: str, col: Col) -> str:
     if col.kind == "int" and col.key in _INT_BOUNDS:
         lo, hi = _INT_BOUNDS[col.key]
         parts.append(f"不小于{lo}" if hi is None else f"{lo}–{hi}")
-    return "；".join(dict.fromkeys(parts))
+    parts = list(dict.fromkeys(parts))
+    # a phrase another part already says ("可填多项" in "可填多项，用“、”分隔…") is said once
+    parts = [p for p in parts if not any(p != q and p.rstrip("。") in q for q in parts)]
+    return "；".join(parts)
 
 
-def write_survey_template(path: Path, settings: Settings) -> None:
-    """Write the blank 附件1 survey workbook to ``path`` (atomically)."""
+def write_survey_template(path: Path, settings: Settings, page_label: str | None = None) -> None:
+    """Write the blank 附件1 survey workbook to ``path`` (atomically). Every sheet prints with text
+    at least 8 pt (printing.py); ``page_label`` (附件1) is printed at the top of every page."""
     sheets = [(name, cols) for name, cols in schema.SURVEY_SHEETS.items()]
     with atomic_path(Path(path), mode=0o644) as tmp:
         wb = xlsxwriter.Workbook(str(tmp), {
             "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False,
         })
         try:
-            _build(wb, sheets, settings)
+            _build(wb, sheets, settings, page_label)
         except BaseException:
             wb.fileclosed = True
             raise
@@ -171,10 +180,12 @@ def write_survey_template(path: Path, settings: Settings) -> None:
 
 
 def _build(wb: xlsxwriter.Workbook, sheets: list[tuple[str, tuple[Col, ...]]],
-           settings: Settings) -> None:
+           settings: Settings, page_label: str | None = None) -> None:
     base = {"font_size": 10, "valign": "vcenter"}
     title_fmt = wb.add_format({**base, "bold": True, "font_size": 16, "align": "center"})
-    fill_fmt = wb.add_format({**base, "locked": False, "align": "left"})
+    # a sheet several pages wide: the title starts on the first page, not in the middle of all
+    left_title_fmt = wb.add_format({**base, "bold": True, "font_size": 16, "align": "left"})
+    fill_fmt = wb.add_format({**base, "locked": False, "align": "left", "text_wrap": True})
     header_fmt = wb.add_format({**base, "bold": True, "border": 1, "align": "center",
                                 "text_wrap": True, "bg_color": "#D9D9D9"})
     data_fmts = {
@@ -191,19 +202,24 @@ def _build(wb: xlsxwriter.Workbook, sheets: list[tuple[str, tuple[Col, ...]]],
     first, last = FIRST_DATA_ROW - 1, LAST_DATA_ROW - 1  # zero-based
     for ws, (name, columns) in zip(data_sheets, sheets):
         ncols = len(columns)
+        widths = [_column_width(col) for col in columns]
         for j, col in enumerate(columns):
             kind = "text" if _is_text(col) else "amount" if col.kind == "amount" else "other"
-            ws.set_column(j, j, _column_width(col), data_fmts[kind])
+            ws.set_column(j, j, widths[j], data_fmts[kind])
+        layout = choose_layout([stored_width(w) for w in widths], [c.label for c in columns])
 
         ws.set_row(TITLE_ROW - 1, 30)
-        ws.merge_range(TITLE_ROW - 1, 0, TITLE_ROW - 1, ncols - 1, "", title_fmt)
-        ws.write_string(TITLE_ROW - 1, 0, survey_title(settings, name), title_fmt)
+        fmt = title_fmt if layout.pages_across == 1 else left_title_fmt
+        ws.merge_range(TITLE_ROW - 1, 0, TITLE_ROW - 1, ncols - 1, "", fmt)
+        ws.write_string(TITLE_ROW - 1, 0, survey_title(settings, name), fmt)
         ws.set_row(FILL_ROW - 1, 22)
-        # One cell, not merged (inputs.md merges only the title); the text runs on to the right.
+        # Merged across the printed width like every title row; the village fills in A2.
+        ws.merge_range(FILL_ROW - 1, 0, FILL_ROW - 1, ncols - 1, "", fill_fmt)
         ws.write_string(FILL_ROW - 1, 0, FILL_LINE, fill_fmt)
 
         ws.set_row(GROUP_ROW - 1, 24)
-        ws.set_row(LABEL_ROW - 1, 42)
+        label_lines = max(text_lines(c.label, w) for c, w in zip(columns, widths))
+        ws.set_row(LABEL_ROW - 1, max(42.0, row_height(label_lines)))
         g, lab = GROUP_ROW - 1, LABEL_ROW - 1
         for group, lo, hi in header_groups(columns):
             if group:
@@ -221,19 +237,15 @@ def _build(wb: xlsxwriter.Workbook, sheets: list[tuple[str, tuple[Col, ...]]],
 
         freeze = next((j + 1 for j, c in enumerate(columns) if c.key in ("head_name", "name")), 0)
         ws.freeze_panes(LABEL_ROW, freeze)
-        ws.set_paper(9)
-        ws.set_landscape()
-        ws.fit_to_pages(1, 0)
+        apply_print_layout(ws, layout, page_label)
         ws.repeat_rows(0, LABEL_ROW - 1)
-        ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-        ws.set_footer("&C第 &P 页，共 &N 页")
         ws.protect("", {
             "format_columns": True, "format_rows": True, "insert_rows": True, "delete_rows": True,
             "sort": True, "autofilter": True,
             "select_locked_cells": True, "select_unlocked_cells": True,
         })
 
-    _write_instructions(wb, instructions, sheets, settings)
+    _write_instructions(wb, instructions, sheets, settings, page_label)
     codes_ws.hide()
     codes_ws.protect("")
     data_sheets[0].activate()
@@ -303,24 +315,29 @@ def _validate(ws: Any, first: int, last: int, j: int, sheet: str, col: Col,
         })
 
 
-def _write_instructions(wb: xlsxwriter.Workbook, ws: Any,
-                        sheets: list[tuple[str, tuple[Col, ...]]], settings: Settings) -> None:
+def _write_instructions(wb: xlsxwriter.Workbook, ws: Any, sheets: list[tuple[str, tuple[Col, ...]]],
+                        settings: Settings, page_label: str | None = None) -> None:
     title_fmt = wb.add_format({"bold": True, "font_size": 14})
     note_fmt = wb.add_format({"font_size": 10, "text_wrap": True, "valign": "top"})
     header = wb.add_format({"bold": True, "font_size": 10, "border": 1, "bg_color": "#D9D9D9",
                             "align": "center", "valign": "vcenter", "text_wrap": True})
     cell = wb.add_format({"font_size": 10, "border": 1, "text_wrap": True, "valign": "top"})
     headers = ("表", "分组", "列名", "必填", "填写要求", "可选值")
-    widths = (14, 20, 24, 6, 50, 50)
+    widths = (14, 16, 24, 6, 44, 44)
     for j, w in enumerate(widths):
         ws.set_column(j, j, w)
-    ws.write_string(0, 0, f"{survey_title(settings, '').removesuffix('（）')}　填表说明", title_fmt)
+    layout = choose_layout([stored_width(w) for w in widths], headers)
+    title_text = f"{survey_title(settings, '').removesuffix('（）')}　填表说明"
+    ws.merge_range(0, 0, 0, len(headers) - 1, "", title_fmt)
+    ws.write_string(0, 0, title_text, title_fmt)
+    ws.set_row(0, 26)
     households, members = list(schema.SURVEY_SHEETS)[:2]
     r = 1
     for note in _GENERAL_NOTES:
+        text = note.format(households=households, members=members)
         ws.merge_range(r, 0, r, len(headers) - 1, "", note_fmt)
-        ws.write_string(r, 0, note.format(households=households, members=members), note_fmt)
-        ws.set_row(r, 30)
+        ws.write_string(r, 0, text, note_fmt)
+        ws.set_row(r, row_height(text_lines(text, sum(widths))))
         r += 1
     r += 1
     for j, h in enumerate(headers):
@@ -333,10 +350,9 @@ def _write_instructions(wb: xlsxwriter.Workbook, ws: Any,
                    _help_text(name, col), "、".join(_choices(col)))
             for j, v in enumerate(row):
                 ws.write_string(r, j, v, cell)
+            ws.set_row(r, row_height(max(text_lines(v, w) for v, w in zip(row, widths) if v)))
             r += 1
-    ws.set_paper(9)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    apply_print_layout(ws, layout, page_label)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 from pydantic import Field
 
@@ -20,23 +18,27 @@ class SettingsResource(dg.ConfigurableResource):
     或默认值；在这里填写的项优先。Every field of ``pipeline.settings.Settings`` is here
     (tests/test_architecture.py keeps the two lists equal)."""
 
-    district_code: Optional[str] = _field("district_code")
-    district_name: Optional[str] = _field("district_name")
-    reporting_unit: Optional[str] = _field("reporting_unit")
-    timezone: Optional[str] = _field("timezone")
-    income_year: Optional[int] = _field("income_year")
-    reference_date: Optional[str] = _field("reference_date")
-    identification_line: Optional[str] = _field("identification_line")
-    monitoring_line: Optional[str] = _field("monitoring_line")
-    poverty_line: Optional[str] = _field("poverty_line")
-    recheck_tolerance: Optional[str] = _field("recheck_tolerance")
-    bunching_band: Optional[int] = _field("bunching_band")
-    bunching_ratio: Optional[int] = _field("bunching_ratio")
-    bunching_min_above: Optional[int] = _field("bunching_min_above")
-    survey_deadline: Optional[str] = _field("survey_deadline")
-    subdistrict_deadline: Optional[str] = _field("subdistrict_deadline")
-    crosscheck_deadline: Optional[str] = _field("crosscheck_deadline")
-    signoff_deadline: Optional[str] = _field("signoff_deadline")
+    district_code: str | None = _field("district_code")
+    district_name: str | None = _field("district_name")
+    city_name: str | None = _field("city_name")
+    reporting_unit: str | None = _field("reporting_unit")
+    timezone: str | None = _field("timezone")
+    income_year: int | None = _field("income_year")
+    reference_date: str | None = _field("reference_date")
+    identification_line: str | None = _field("identification_line")
+    monitoring_line: str | None = _field("monitoring_line")
+    poverty_line: str | None = _field("poverty_line")
+    recheck_tolerance: str | None = _field("recheck_tolerance")
+    bunching_band: int | None = _field("bunching_band")
+    bunching_ratio: int | None = _field("bunching_ratio")
+    bunching_min_above: int | None = _field("bunching_min_above")
+    survey_deadline: str | None = _field("survey_deadline")
+    subdistrict_deadline: str | None = _field("subdistrict_deadline")
+    crosscheck_deadline: str | None = _field("crosscheck_deadline")
+    signoff_deadline: str | None = _field("signoff_deadline")
+    notice_start: str | None = _field("notice_start")
+    notice_days: int | None = _field("notice_days")
+    supervision_phone: str | None = _field("supervision_phone")
 
     def get(self) -> Settings:
         return load_settings({k: v for k, v in self.model_dump().items() if v is not None})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.schema import HEAD
+from pipeline.schema import HEAD, HOUSEHOLD_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,17 @@ class Annex:
     unit: str  # household | person
     where: str  # SQL condition on classification c
     split_by: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # the values of 类别, in the order of the table's name
+
+    @property
+    def label(self) -> str:
+        """``附件4``: printed at the top of every page."""
+        return self.filename.split("_")[0]
+
+    @property
+    def split_values(self) -> dict[str, tuple[str, ...]]:
+        """Every 类别 and every 主要致贫原因 gets its columns in 汇总, zeros included."""
+        return {"类别": self.categories, "主要致贫原因": CAUSES} if self.split_by else {}
 
     @property
     def data_columns(self) -> tuple[str, ...]:
@@ -32,19 +43,22 @@ AMOUNT_COLUMNS = frozenset({
     "工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出", "家庭年纯收入", "年人均纯收入",
 })
 
-_HH_INCOME_COLUMNS = ("工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出", "家庭年纯收入", "年人均纯收入")
+CAUSES = next(c.codes for c in HOUSEHOLD_COLUMNS if c.label == "主要致贫原因")
+
+_HH_INCOME_COLUMNS = ("工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出", "家庭年纯收入",
+                      "年人均纯收入")
 
 ANNEXES: dict[str, Annex] = {
     a.key: a
     for a in (
-        Annex("annex2", "附件2_返贫（重点扶持）人口统计表.xlsx", "{year}年度脱贫质量“回头看”返贫（重点扶持）人口统计表",
+        Annex("annex2", "附件2_返贫（重点扶持）人口统计表.xlsx", "{city}{year}年度脱贫质量“回头看”返贫(重点扶持)人口统计表",
               ("序号", "办事处", "村", "户编号", "户主姓名", "姓名", "身份证号", "与户主关系", "家庭人口", "脱贫年度",
                "年人均纯收入", "类别", "三保障问题", "主要致贫原因", "重点人群", "核查疑点"),
-              "person", "c.annex2_category IS NOT NULL", ("类别", "主要致贫原因")),
+              "person", "c.annex2_category IS NOT NULL", ("类别", "主要致贫原因"), ("返贫", "重点扶持")),
         Annex("annex3", "附件3_新识别（重点扶持）贫困人口统计表.xlsx", "{year}年“回头看”新识别（重点扶持）贫困人口统计表",
               ("序号", "办事处", "村", "户主姓名", "姓名", "身份证号", "与户主关系", "家庭人口", "户类型", "年人均纯收入",
                "类别", "三保障问题", "主要致贫原因", "重点人群", "民主评议结果", "核查疑点"),
-              "person", "c.annex3_category IS NOT NULL", ("类别", "主要致贫原因")),
+              "person", "c.annex3_category IS NOT NULL", ("类别", "主要致贫原因"), ("新识别", "重点扶持")),
         Annex("annex4", "附件4_贫困户年人均收入5000元以下统计表.xlsx", "{district}贫困户年人均收入{monitoring}元以下统计表",
               ("序号", "办事处", "村", "户编号", "户主姓名", "户主身份证号", "家庭人口", "脱贫状态", "贫困户属性",
                *_HH_INCOME_COLUMNS, "主要致贫原因", "核查疑点"),
@@ -113,6 +127,7 @@ ORDER BY {order}
 def annex_title(annex: Annex, settings) -> str:
     return annex.title.format(
         year=settings.reference_date.year,
+        city=settings.city_name,
         district=settings.district_name,
         monitoring=int(settings.monitoring_line),
         identification=int(settings.identification_line),
@@ -122,38 +137,3 @@ def annex_title(annex: Annex, settings) -> str:
 def annex_frame(con, annex: Annex):
     """The rows of one 附件 as a frame with its exact column names (plus ``_household``)."""
     return con.execute(annex_sql(annex)).df()
-
-
-# --------------------------------------------------------------------------------------------
-# 公示 (public notice) versions of 附件2 and 附件3 (outputs.md)
-# --------------------------------------------------------------------------------------------
-
-PUBLIC_COLUMNS = ("序号", "办事处", "村", "户主姓名", "家庭人口", "类别", "主要致贫原因")
-
-
-@dataclass(frozen=True)
-class PublicNotice:
-    key: str
-    annex_key: str  # the 附件 it is the public version of
-    filename: str
-    title: str
-
-
-PUBLIC_NOTICES: dict[str, PublicNotice] = {
-    n.key: n
-    for n in (
-        PublicNotice("public_annex2", "annex2", "附件2_公示名单.xlsx",
-                     "{year}年脱贫质量“回头看”返贫（重点扶持）户公示名单"),
-        PublicNotice("public_annex3", "annex3", "附件3_公示名单.xlsx",
-                     "{year}年脱贫质量“回头看”新识别（重点扶持）贫困户公示名单"),
-    )
-}
-
-
-def public_frame(rows):
-    """The notice-board list from a person-unit 附件's rows: one row per household (its first
-    row, the 户主's), only the columns of PUBLIC_COLUMNS — no ID, health, disability or income."""
-    first = rows.drop_duplicates("_household", keep="first")
-    out = first[[c for c in PUBLIC_COLUMNS if c != "序号"]].copy()
-    out.insert(0, "序号", range(1, len(out) + 1))
-    return out.reset_index(drop=True)

@@ -25,6 +25,8 @@ from decimal import Decimal
 import duckdb
 import pandas as pd
 
+from pipeline.rules.income import floor_cents
+from pipeline.rules.status import status_text_sql
 from pipeline.schema import (
     DEPARTMENTS,
     HH_REGISTERED,
@@ -142,9 +144,9 @@ def _money(col: str) -> str:
 
 
 def _per_capita(net: str, size: str) -> str:
-    """net / size rounded half-up to the cent, exactly (as household_income.per_capita), as text."""
+    """net / size cut down to the cent, exactly (as household_income.per_capita), as text."""
     cents = f"CAST(round({net}, 2) * 100 AS BIGINT)"
-    return (f"CAST(CAST(sign({cents}) * ((2 * abs({cents}) + {size}) // (2 * {size})) AS DECIMAL(18, 0)) * 0.01 "
+    return (f"CAST(CAST({floor_cents(cents, size)} AS DECIMAL(18, 0)) * 0.01 "
             "AS DECIMAL(18, 2))::VARCHAR")
 
 
@@ -415,7 +417,7 @@ WITH f AS (
 )
 SELECT h.subdistrict_name AS "办事处", h.village_name AS "村", h.head_name AS "户主姓名",
        h.head_id AS "户主身份证号",
-       c.status_type || coalesce('·' || s.registry_status, '') AS "户状态",
+       {status_text_sql('c.status_type', 's.registry_status')} AS "户状态",
        c.per_capita AS "年人均纯收入",
        {labels},
        coalesce(c.conclusion,

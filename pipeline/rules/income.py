@@ -4,10 +4,18 @@
 转移性收入合计. 家庭年纯收入 = 工资性 + 生产经营性 + 财产性 + 转移性 − 生产经营性支出 (may be
 negative; 一次性补助 never counted). 家庭人口 = member rows linked to the household. Comparisons
 with a line are exact and strict: per capita < line  ⇔  net income < line × 家庭人口. The shown
-年人均纯收入 is rounded half-up to 2 decimals.
+年人均纯收入 is cut down to the cent (floor: 4499.9967 → 4499.99, −12.345 → −12.35), so a shown
+value never contradicts a strict comparison (no household below 5000 shows 5000.00).
 """
 
 from pipeline.schema import INCOME_ITEMS, TRANSFER_SUB_ITEMS
+
+
+def floor_cents(cents: str, size: str) -> str:
+    """floor(cents / size) in integers (DuckDB's ``//`` truncates toward zero)."""
+    return (f"(CASE WHEN {cents} >= 0 THEN {cents} // {size} "
+            f"ELSE -(({size} - 1 - {cents}) // {size}) END)")
+
 
 _SUB_SUM = " + ".join(f"h.{k}" for k in TRANSFER_SUB_ITEMS)
 _SUB_ANY = " OR ".join(f"h.{k} <> 0" for k in TRANSFER_SUB_ITEMS)
@@ -32,7 +40,7 @@ WITH sizes AS (
 SELECT hh_uid, hh_key, size, transfer_used::DECIMAL(18, 2) AS transfer_used,
        transfer_sub_sum::DECIMAL(18, 2) AS transfer_sub_sum, net_income,
        CASE WHEN size > 0 THEN
-            (sign(net_cents) * ((2 * abs(net_cents) + size) // (2 * size)))::DECIMAL(18, 0) * 0.01
+            {floor_cents('net_cents', 'size')}::DECIMAL(18, 0) * 0.01
        END AS per_capita,
        size > 0 AND net_income < {{poverty_line}} * size AS below_poverty_line,
        size > 0 AND net_income < {{identification_line}} * size AS below_identification_line,

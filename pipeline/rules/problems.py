@@ -79,8 +79,10 @@ SCHOOL_AGE_RANGES: dict[str, tuple[int, int]] = {
 }
 MAX_AGE = 110  # W7
 
-# The columns of a village's 问题清单 (outputs.md), in order.
-LIST_COLUMNS = ("问题编号", "规则", "严重程度", "表", "原文件行号", "列", "原值", "问题", "修改建议", "状态")
+# The columns of a village's 问题清单 (outputs.md), in order. 文件 is the name of the village's
+# file the row is in; 原值 is the value as the village typed it (the list goes back to them).
+LIST_COLUMNS = ("问题编号", "规则", "严重程度", "文件", "表", "原文件行号", "户主姓名", "列", "原值", "问题",
+                "修改建议", "状态")
 
 PROBLEM_COLUMNS = (
     "problem_id", "rule", "severity", "village_code", "file", "sheet", "row", "column",

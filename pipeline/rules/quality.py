@@ -346,7 +346,10 @@ WITH reg AS (
 reg_p AS (SELECT village_code, count(*) AS n, count(*) FILTER (WHERE found) AS found FROM reg GROUP BY 1),
 reg_h AS (SELECT village_code, count(*) AS n, count(*) FILTER (WHERE found) AS found FROM reg_hh GROUP BY 1),
 surveyed AS (SELECT village_code, count(*) AS n FROM households GROUP BY 1),
-persons AS (SELECT village_code, count(*) AS n FROM members GROUP BY 1),
+-- persons are counted one way everywhere (outputs.md): the member rows linked to a surveyed
+-- household; a member whose household is not surveyed (B4) is a problem, counted nowhere
+persons AS (SELECT village_code, count(*) AS n FROM members
+            WHERE hh_key IN (SELECT hh_key FROM households) GROUP BY 1),
 codes AS (SELECT village_code FROM villages WHERE farming UNION SELECT village_code FROM households
           UNION SELECT village_code FROM reg WHERE village_code IS NOT NULL)
 SELECT c.village_code,

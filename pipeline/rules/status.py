@@ -5,6 +5,13 @@ that registry household's 脱贫状态. 历年清退户: members are in the regi
 no member is in the registry. Age in whole years on the reference date, from the ID.
 """
 
+def status_text_sql(status_type: str, registry_status: str) -> str:
+    """The household's status as every output writes it, one way: ``建档立卡户·已脱贫(享受政策)``
+    for a registered household (with its registry 脱贫状态), else ``历年清退户`` / ``一般农户``."""
+    return (f"CASE WHEN {status_type} = '建档立卡户' AND {registry_status} IS NOT NULL "
+            f"THEN {status_type} || '·' || {registry_status} ELSE {status_type} END")
+
+
 MEMBERS_SQL = """
 CREATE OR REPLACE TABLE members AS
 SELECT m.village_code || '|' || m.file || '|' || m.row AS member_uid, m.*,
