@@ -23,7 +23,6 @@ file), read-only, never overwritten. Every decision (and every refusal) is appen
 
 import datetime as dt
 import enum
-import hashlib
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ from pipeline.package_signing import (
     default_key_dir,
     describe,
     load_private_key,
+    sha256_file,
     sign_manifest,
     signature_entry,
 )
@@ -96,14 +96,6 @@ def parse_decision(value: str) -> Decision | None:
 
 class SignoffRefused(Exception):
     pass
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def append_log(folder: Path, entry: dict) -> Path:
