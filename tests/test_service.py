@@ -4,7 +4,6 @@ WorkingDirectory, EnvironmentFile; a clean environment as systemd gives) answer:
 loopback, the daemon ticks the sensors, the download server serves. On the PostgreSQL instance
 when HUITOUKAN_TEST_PG_URL is set (.ci/run), else SQLite. Bounded waits throughout."""
 
-import json
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from pg_support import create_database, free_port, pg_selected
+from webui import graphql
 
 from pipeline import cli, service
 
@@ -108,16 +108,6 @@ def test_install_status_uninstall_without_systemd(tmp_path, capsys):
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, response.read()
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name

@@ -14,12 +14,10 @@ GraphQL API like clicks:
 
 The tests share one UI session and run in this order. Bounded waits throughout."""
 
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,27 +27,12 @@ from pathlib import Path
 
 import pytest
 from clean_district import S2, V2, V2_NAME, build_clean_district
+from webui import free_port, graphql
 
 pytestmark = [pytest.mark.integration]
 
 PROJECT = Path(__file__).resolve().parent.parent
 START_TIMEOUT, RUN_TIMEOUT, SENSOR_TIMEOUT = 240, 420, 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 def wait_for(what: str, check, timeout: float, every: float = 2.0):

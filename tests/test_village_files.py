@@ -31,6 +31,14 @@ from hypothesis import strategies as st
 
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE, ingest_surveys
 from pipeline.io.survey import (
+    SHEET_EMPTY,
+    SHEET_HEADER_ONLY,
+    SHEET_INSTRUCTIONS,
+    SHEET_NOT_TABLE,
+    UnreadableWorkbook,
+    read_survey,
+)
+from pipeline.rules.workbook import (
     ASIDE_BLANK,
     ASIDE_HEADER,
     ASIDE_NOTE_ONLY,
@@ -39,12 +47,6 @@ from pipeline.io.survey import (
     ASIDE_TOTALS,
     ASIDE_TOTALS_BY_SUM,
     ASIDE_UNKNOWN_ONLY,
-    SHEET_EMPTY,
-    SHEET_HEADER_ONLY,
-    SHEET_INSTRUCTIONS,
-    SHEET_NOT_TABLE,
-    UnreadableWorkbook,
-    read_survey,
 )
 from pipeline.schema import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, SHEET_HOUSEHOLDS, SHEET_MEMBERS
 
