@@ -12,6 +12,11 @@ GraphQL API like clicks:
 5. the missing village's file dropped into the data root reaches the drafts by itself;
 6. the same sign-off is then accepted.
 
+Great Expectations is faked here (tests/fakes.py), in the CLI run and in the UI's code location
+(tests/ui_defs.py: the project's definitions and resources but the GE one): its checks report
+that nothing was validated. GE is tested for real in test_quality.py, test_ge_worker.py and
+test_privacy.py.
+
 The tests share one UI session and run in this order. Bounded waits throughout."""
 
 import os
@@ -26,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from clean_district import S2, V2, V2_NAME, build_clean_district
 from webui import free_port, graphql
 
@@ -94,13 +100,17 @@ def ui(tmp_path_factory):
 
         ensure_dagster_home(home)
         run_cli_pipeline(raw, base)
+    workspace = base / "workspace.yaml"  # the project's definitions with GE faked (tests/ui_defs.py)
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": {
+        "relative_path": str(PROJECT / "tests" / "ui_defs.py"), "working_directory": str(PROJECT)}}]}),
+        encoding="utf-8")
     port, files_port = free_port(), free_port()
     log = (base / "ui.log").open("wb")
     huitoukan = Path(sys.executable).parent / "huitoukan"
     proc = subprocess.Popen(
         [str(huitoukan), "ui", "--raw-dir", str(raw), "--warehouse", str(base / "warehouse.duckdb"),
          "--reports-dir", str(base / "reports"), "--port", str(port), "--files-port", str(files_port),
-         "--workspace", str(PROJECT / "workspace.yaml")],
+         "--workspace", str(workspace)],
         cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         def loaded():
