@@ -41,7 +41,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 START_TIMEOUT, RUN_TIMEOUT, SENSOR_TIMEOUT = 240, 420, 300
 
 
-def wait_for(what: str, check, timeout: float, every: float = 2.0):
+def wait_for(what: str, check, timeout: float, every: float = 0.5):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -152,7 +152,7 @@ def launch_and_wait(ui, params: dict) -> tuple[str, list[dict]]:
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     status = wait_for(f"run {run_id} to finish",
-                      lambda: (s := run_status(ui["port"], run_id)) in FINISHED and s, RUN_TIMEOUT, every=3)
+                      lambda: (s := run_status(ui["port"], run_id)) in FINISHED and s, RUN_TIMEOUT)
     return status, graphql(ui["port"], LOGS, {"id": run_id})["logsForRun"]["events"]
 
 
@@ -174,12 +174,14 @@ def sensor_runs(ui) -> list[dict]:
 
 
 def test_the_first_start_after_a_cli_run_launches_no_sensor_run(ui):
-    def both_ticked():
-        text = ui["log"].read_text(errors="replace")
-        return "Sensor survey_sensor skipped" in text and "Sensor reference_sensor skipped" in text
+    def both_ticked_then_two_more_survey_ticks():
+        lines = ui["log"].read_text(errors="replace").splitlines()
+        survey = [i for i, line in enumerate(lines) if "Sensor survey_sensor skipped" in line]
+        reference = [i for i, line in enumerate(lines) if "Sensor reference_sensor skipped" in line]
+        return survey and reference and len([i for i in survey if i > max(survey[0], reference[0])]) >= 2
 
-    wait_for("both sensors to tick", both_ticked, SENSOR_TIMEOUT)
-    time.sleep(12)  # two more survey ticks
+    wait_for("both sensors to tick, then the survey sensor twice more", both_ticked_then_two_more_survey_ticks,
+             SENSOR_TIMEOUT)
     assert sensor_runs(ui) == []
 
 
@@ -238,11 +240,10 @@ def test_a_new_file_in_the_data_root_reaches_the_drafts(ui, tmp_path):
     shutil.copyfile(source, target.with_suffix(".part"))
     os.replace(target.with_suffix(".part"), target)  # arrives whole, as a copy finishing
 
-    wait_for("the drafts to change", lambda: (ui["reports"] / DRAFT).stat().st_mtime_ns != before,
-             SENSOR_TIMEOUT, every=2)
+    wait_for("the drafts to change", lambda: (ui["reports"] / DRAFT).stat().st_mtime_ns != before, SENSOR_TIMEOUT)
     runs = wait_for("the sensor's run to finish",
                     lambda: (r := sensor_runs(ui)) and all(x["status"] in FINISHED for x in r) and r,
-                    RUN_TIMEOUT, every=3)
+                    RUN_TIMEOUT)
     assert len(runs) == 1 and runs[0]["jobName"] == "survey_rebuild" and runs[0]["status"] == "SUCCESS"
     assert "Could not set lock" not in ui["log"].read_text(errors="replace")
 
