@@ -19,6 +19,7 @@ test_privacy.py.
 
 The tests share one UI session and run in this order. Bounded waits throughout."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -129,13 +130,12 @@ def ui(tmp_path_factory):
         yield {"port": port, "files_port": files_port, "base": base, "raw": raw, "location": location,
                "repository": repository, "log": base / "ui.log", "reports": base / "reports"}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # huitoukan ui stops dagster dev and the file server
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        # Not a test of stopping: the whole session goes at once (a SIGINT has huitoukan ui, then
+        # dagster dev, then its code servers stop one after the other, ~12 s, and leaves the code
+        # server's proxy behind until its heartbeat times out).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
         log.close()
 
 
