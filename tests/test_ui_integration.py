@@ -26,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -86,11 +87,25 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
+def dagster_home(tmp_path_factory):
+    """The instance's folder, on tmpfs where there is one: SQLite commits each of the runs' events
+    and the daemon's ticks, and on a busy disk those fsyncs took half of a run's time. It is the
+    same persistent SQLite instance, shared by the CLI run, the webserver, the daemon and the run
+    workers; the data root, warehouse, reports and log stay under pytest's tmp folder."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path_factory.mktemp("ui_instance") / "dagster_home"
+        return
+    with tempfile.TemporaryDirectory(prefix="huitoukan-ui-", dir=shm) as folder:
+        yield Path(folder) / "dagster_home"
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory, dagster_home):
     from conftest import run_cli_pipeline
 
     base = tmp_path_factory.mktemp("ui")
-    raw, home = base / "raw", base / "dagster_home"
+    raw, home = base / "raw", dagster_home
     build_clean_district(raw, skip_villages=(V2,))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUITOUKAN_", "DAGSTER_"))}
     env.update({"DAGSTER_HOME": str(home), "HUITOUKAN_SETTLE_SECONDS": "0", "PYTHONUNBUFFERED": "1"})
