@@ -97,13 +97,14 @@ def _tree_rss_sampler(pid: int, stop, peak: list[int]) -> None:
         peak[0] = max(peak[0], total)
 
 
-def _run_child(raw: Path, warehouse: Path, reports: Path) -> dict:
+def _run_child(raw: Path, warehouse: Path, reports: Path, env: dict[str, str] | None = None) -> dict:
+    """One district run in a child process; ``env`` is its environment (default: this one's)."""
     import threading
 
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.bench", "--child", str(raw), str(warehouse), str(reports)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     stop, peak = threading.Event(), [0]
     sampler = threading.Thread(target=_tree_rss_sampler, args=(proc.pid, stop, peak), daemon=True)
     sampler.start()
@@ -250,7 +251,9 @@ def _readable(path: Path) -> bool:
 # the benchmark
 # ------------------------------------------------------------------------------------------
 
-def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
+def bench_size(persons: int, runs: int, work: Path, seed: int = 2019, env: dict[str, str] | None = None) -> dict:
+    """Generate a district of about ``persons`` and time ``runs`` full and incremental runs of it,
+    each in a child process whose environment is ``env`` (default: this one's)."""
     from pipeline.sample.generator import generate
 
     households = max(50, int(persons / PERSONS_PER_HOUSEHOLD))
@@ -265,14 +268,14 @@ def bench_size(persons: int, runs: int, work: Path, seed: int = 2019) -> dict:
         warehouse, reports = work / f"w_{persons}_{i}.duckdb", work / f"reports_{persons}_{i}"
         for p in (warehouse, reports):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        full.append(_run_child(raw, warehouse, reports))
+        full.append(_run_child(raw, warehouse, reports, env))
         read_s, read_cells = floor_read(raw)
         write_s, write_cells, writers = floor_write(reports, work / "floor_scratch", floor_writers(persons))
         shutil.rmtree(work / "floor_scratch", ignore_errors=True)
         floors.append({"read": read_s, "write": write_s, "total": read_s + write_s,
                        "read_cells": read_cells, "write_cells": write_cells, "writers": writers})
         change_one_village(raw)
-        incremental.append(_run_child(raw, warehouse, reports))
+        incremental.append(_run_child(raw, warehouse, reports, env))
     med = statistics.median
     full_wall = med(r["wall_seconds"] for r in full)
     floor_total = med(f["total"] for f in floors)

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.instances import ENV_PG_POOL, PG_ENV, TEMPLATES, pg_env
@@ -79,36 +80,29 @@ def _database(url: str):
 
 
 @contextlib.contextmanager
-def instance_environment(kind: str, work: Path, postgres_url: str | None):
-    """os.environ for the children: DAGSTER_HOME (fresh) and the PostgreSQL login, restored after."""
-    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", ENV_PG_POOL, *PG_ENV)}
-    try:
-        if kind == "postgres-nullpool":
-            kind, os.environ[ENV_PG_POOL] = "postgres", "0"
-        if kind == "ephemeral":
-            os.environ.pop("DAGSTER_HOME", None)
-            yield
-            return
-        home = work / f"dagster_home_{kind}{'_nullpool' if os.environ.get(ENV_PG_POOL) == '0' else ''}"
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True, mode=0o700)
-        shutil.copyfile(TEMPLATES[kind], home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home.resolve())
-        if kind == "sqlite":
-            yield
-            return
-        if not postgres_url:
-            raise SystemExit("bench --instances postgres needs --postgres-url postgresql://user:pw@127.0.0.1:5432/db "
-                             "(or $HUITOUKAN_BENCH_PG_URL)")
-        with _database(postgres_url) as env:
-            os.environ.update(env)
-            yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def instance_environment(kind: str, work: Path, postgres_url: str | None) -> Iterator[dict[str, str]]:
+    """The children's environment for ``kind``: this process's, with DAGSTER_HOME (a fresh home
+    from the project's template) and the PostgreSQL login; this process's own is left alone."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", ENV_PG_POOL, *PG_ENV)}
+    nullpool = kind == "postgres-nullpool"
+    if nullpool:
+        kind, env[ENV_PG_POOL] = "postgres", "0"
+    if kind == "ephemeral":
+        yield env
+        return
+    home = work / f"dagster_home_{kind}{'_nullpool' if nullpool else ''}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True, mode=0o700)
+    shutil.copyfile(TEMPLATES[kind], home / "dagster.yaml")
+    env["DAGSTER_HOME"] = str(home.resolve())
+    if kind == "sqlite":
+        yield env
+        return
+    if not postgres_url:
+        raise SystemExit("bench --instances postgres needs --postgres-url postgresql://user:pw@127.0.0.1:5432/db "
+                         "(or $HUITOUKAN_BENCH_PG_URL)")
+    with _database(postgres_url) as login:
+        yield {**env, **login}
 
 
 def bench_instances(persons: int, runs: int, work: Path, kinds: list[str], postgres_url: str | None,
@@ -116,9 +110,9 @@ def bench_instances(persons: int, runs: int, work: Path, kinds: list[str], postg
     """``bench_size`` (pipeline.bench's, handed in: bench imports this module) on each instance."""
     rows = []
     for kind in kinds:
-        with instance_environment(kind, work, postgres_url):
+        with instance_environment(kind, work, postgres_url) as env:
             started = time.perf_counter()
-            row = bench_size(persons, runs, work / kind)
+            row = bench_size(persons, runs, work / kind, env=env)
         row["instance"] = kind
         row["bench_seconds"] = time.perf_counter() - started
         rows.append(row)

@@ -23,6 +23,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from pipeline.instances import PG_ENV, TEMPLATES, instance_kind, pg_env, write_instance_config
 from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
@@ -264,15 +265,12 @@ def _instance_lines(env: dict[str, str]) -> list[str]:
     home = env.get("DAGSTER_HOME")
     if not home:
         return ["Dagster 实例：环境文件中没有 DAGSTER_HOME"]
-    saved = {k: os.environ.get(k) for k in PG_ENV}
-    os.environ.update({k: v for k, v in env.items() if k in PG_ENV})
+    # the units' login, seen only while the instance loads (its yaml reads DAGSTER_PG_* then)
     try:
-        instance = open_instance(home)
+        with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k in PG_ENV}):
+            instance = open_instance(home)
     except InstanceUnavailable as exc:
         return [str(exc)]
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     import dagster as dg
 
     with instance:

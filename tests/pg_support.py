@@ -21,9 +21,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.instances import PG_ENV, TEMPLATES, pg_env
+from pipeline.instances import TEMPLATES, pg_env
 
 TEST_PG_ENV = "HUITOUKAN_TEST_PG_URL"
 _created: list[tuple[str, str]] = []  # (admin url, database)
@@ -87,9 +88,7 @@ def instance_env(base: Path):
         return
     pg = create_database()
     home = write_home(base / "dagster_home_pg", pg)
-    saved = {k: os.environ.get(k) for k in (*PG_ENV, "DAGSTER_HOME")}
-    os.environ.update({**pg, "DAGSTER_HOME": str(home)})
-    try:
+    with mock.patch.dict(os.environ, {**pg, "DAGSTER_HOME": str(home)}):
         yield home
         from pipeline.instances import open_instance
 
@@ -98,12 +97,6 @@ def instance_env(base: Path):
             assert runs and all(r.status.value == "SUCCESS" for r in runs), [r.status for r in runs]
             print(f"on PostgreSQL {os.environ['DAGSTER_PG_HOST']}:{os.environ['DAGSTER_PG_PORT']}/"
                   f"{os.environ['DAGSTER_PG_DB']}: {len(runs)} run(s) {[r.status.value for r in runs]}")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def fresh_instance():

@@ -194,3 +194,30 @@ def test_pyproject_pins_the_tested_xlsxwriter_range():
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     (low, high) = TESTED_XLSXWRITER
     assert f'"xlsxwriter>={low[0]}.{low[1]},<{high[0]}.{high[1]}"' in text
+
+
+# The one write the pipeline makes to its own environment: Great Expectations' telemetry switch,
+# for a library that reads it at import (the GE worker is also started with it, ge_worker.py).
+ENVIRON_WRITES_ALLOWED = {("pipeline.checks.expectations", "setdefault", "GX_ANALYTICS_ENABLED")}
+
+
+def test_nothing_in_the_pipeline_writes_its_own_environment():
+    """Configuration travels through resources (build_resources, EnvVar) and a child's env=, never
+    through os.environ written by one part of the code for another to read back."""
+    writes = set()
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            environ = lambda n: ast.unparse(n) in ("os.environ", "environ")
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+                for target in getattr(node, "targets", None) or [getattr(node, "target", None)]:
+                    if isinstance(target, ast.Subscript) and environ(target.value):
+                        writes.add((name, "item", ast.unparse(target.slice)))
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if environ(node.func.value) and node.func.attr in ("update", "pop", "setdefault", "clear",
+                                                                   "popitem", "__setitem__", "__delitem__"):
+                    key = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                    writes.add((name, node.func.attr, key))
+                elif ast.unparse(node.func) in ("os.putenv", "os.unsetenv"):
+                    writes.add((name, node.func.attr, "?"))
+    assert writes == ENVIRON_WRITES_ALLOWED
