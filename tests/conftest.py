@@ -9,18 +9,19 @@ os.environ.pop("DAGSTER_HOME", None)
 os.environ.pop("HUITOUKAN_SETTINGS", None)
 
 
-def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None):
+def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None, ge=None):
     """Run the whole pipeline on a data root, in this process, with its own warehouse and reports
     under ``out``; returns (warehouse, reports, result). Great Expectations is faked unless the
-    test is about it (tests/fakes.py)."""
+    test is about it (tests/fakes.py), or is the resource ``ge`` the test gives."""
     from fakes import FakeGreatExpectations
 
     from pipeline import runner
     from pipeline.resources import build_resources
 
     warehouse, reports = out / "warehouse.duckdb", out / "reports"
-    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports,
-                                ge=None if real_ge else FakeGreatExpectations())
+    if ge is None and not real_ge:
+        ge = FakeGreatExpectations()
+    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports, ge=ge)
     result = runner.run_pipeline(resources, inst=inst)
     failures = [(e.step_key, e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
     assert result.success, failures

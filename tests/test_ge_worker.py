@@ -31,10 +31,19 @@ def _members_frame(ids: list[str | None]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def worker():  # one for the module: starting one imports GE (seconds)
-    w = GEWorker().start()
-    yield w
-    w.stop()
+def _started():
+    held = [GEWorker().start()]
+    yield held
+    held[0].stop()
+
+
+@pytest.fixture
+def worker(_started) -> GEWorker:
+    """One started worker for the module (starting one imports GE: 8-14 s of CPU); a new one
+    after a test has stopped it."""
+    if _started[0].proc is None:
+        _started[0] = GEWorker().start()
+    return _started[0]
 
 
 def test_the_worker_validates_what_it_is_handed_and_writes_the_docs(worker, tmp_path):
@@ -75,8 +84,8 @@ def test_a_worker_that_died_is_reported_not_waited_for():
     worker.stop()
 
 
-def test_the_worker_ends_with_its_run(tmp_path):
-    w = GEWorker().start()
+def test_the_worker_ends_with_its_run(worker, tmp_path):
+    w = worker  # GE already imported: the first test hands a job to a worker still importing it
     proc = w.proc
     w.submit({"members": _members_frame([make_id("19800101", 5)])}, docs_dir=tmp_path / "q", run_name="t")
     w.stop()  # lets the job under way finish, then ends the process

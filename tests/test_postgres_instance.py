@@ -83,7 +83,16 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=30)
 
 
-def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, home, tmp_path, capsys):
+def no_waits_between_retries(monkeypatch) -> None:
+    """Dagster retries a refused PostgreSQL connection five times, 6 s of back-off in all, before
+    it gives up; in this process the test does not wait for them (the same retries, the same
+    error). The subprocesses (`service check`, the daemon) keep the real back-off."""
+    import dagster_postgres.utils
+
+    monkeypatch.setattr(dagster_postgres.utils, "calculate_delay", lambda **kwargs: 0)
+
+
+def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, home, tmp_path, capsys, monkeypatch):
     import dagster as dg
 
     ws = workspace(tmp_path)
@@ -96,39 +105,50 @@ def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, ho
         assert run.status == dg.DagsterRunStatus.QUEUED
     run_id = run.run_id
 
+    log = tmp_path / "daemon.log"
+    daemon = check = None
     server.stop()
     try:
-        # one clear message naming the instance, from the code and from `huitoukan run`
-        with pytest.raises(InstanceUnavailable) as caught:
-            open_instance(home)
-        message = str(caught.value)
-        port = os.environ["DAGSTER_PG_PORT"]
-        assert f"PostgreSQL 127.0.0.1:{port}/{os.environ['DAGSTER_PG_DB']}" in message
-        assert str(home) in message and "不会丢失" in message and "Traceback" not in message
-        (tmp_path / "raw").mkdir()
-        code = cli.main(["run", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path / "w.duckdb"),
-                         "--reports-dir", str(tmp_path / "reports")])
-        err = capsys.readouterr().err
-        print(err)
-        assert code == 4 and err.count("无法连接 Dagster 实例") == 1 and "Traceback" not in err
-        # the units' ExecStartPre says the same in the journal, and systemd retries
-        check = subprocess.run([sys.executable, "-m", "pipeline.cli", "service", "check"], capture_output=True,
-                               text=True, timeout=120, env=os.environ.copy(), cwd=TESTS.parent)
-        assert check.returncode == 1 and check.stderr.count("无法连接 Dagster 实例") == 1, check.stderr
-        assert "Traceback" not in check.stderr
+        try:
+            # the units' ExecStartPre (it says the same in the journal, and systemd retries) and the
+            # daemon start at once: each meets the outage on its own time (a Python start, then
+            # Dagster's connection retries) while this process checks its own message
+            check = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "service", "check"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=os.environ.copy(), cwd=TESTS.parent)
+            # the daemon, started while the server is down, cannot launch anything (and may stop:
+            # systemd restarts it, Restart=always)
+            daemon = start_daemon(ws, log)
 
-        # the daemon, started while the server is down, cannot launch anything (and may stop:
-        # systemd restarts it, Restart=always)
-        log = tmp_path / "daemon.log"
-        daemon = start_daemon(ws, log)
-        # until it has met the outage (stopped, or logged the refused connection), 20 s at most
-        deadline = time.monotonic() + 20
-        while (time.monotonic() < deadline and daemon.poll() is None
-               and "refused" not in log.read_text(errors="replace")):
-            time.sleep(0.5)
-    finally:
-        server.start()
-    try:
+            # one clear message naming the instance, from the code and from `huitoukan run`
+            with monkeypatch.context() as m:
+                no_waits_between_retries(m)
+                with pytest.raises(InstanceUnavailable) as caught:
+                    open_instance(home)
+                message = str(caught.value)
+                port = os.environ["DAGSTER_PG_PORT"]
+                assert f"PostgreSQL 127.0.0.1:{port}/{os.environ['DAGSTER_PG_DB']}" in message
+                assert str(home) in message and "不会丢失" in message and "Traceback" not in message
+                (tmp_path / "raw").mkdir()
+                code = cli.main(["run", "--raw-dir", str(tmp_path / "raw"), "--warehouse", str(tmp_path / "w.duckdb"),
+                                 "--reports-dir", str(tmp_path / "reports")])
+            err = capsys.readouterr().err
+            print(err)
+            assert code == 4 and err.count("无法连接 Dagster 实例") == 1 and "Traceback" not in err
+            _, check_err = check.communicate(timeout=120)
+            assert check.returncode == 1 and check_err.count("无法连接 Dagster 实例") == 1, check_err
+            assert "Traceback" not in check_err
+
+            # until the daemon has met the outage (stopped, or logged the refused connection), 20 s at most
+            deadline = time.monotonic() + 20
+            while (time.monotonic() < deadline and daemon.poll() is None
+                   and "refused" not in log.read_text(errors="replace")):
+                time.sleep(0.2)
+        finally:
+            if check is not None and check.poll() is None:
+                check.kill()
+                check.wait()
+            server.start()
         deadline = time.monotonic() + 240
         restarts = 0
         status = None
@@ -141,9 +161,10 @@ def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, ho
                 runs = instance.get_runs_count()
             if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
                 break
-            time.sleep(3)
+            time.sleep(0.5)
         print(f"queued run {run_id[:8]}: {status}; daemon restarts {restarts}; runs in the instance {runs}")
         assert status == dg.DagsterRunStatus.SUCCESS, log.read_text(errors="replace")[-3000:]
         assert runs == 1
     finally:
-        stop(daemon)
+        if daemon is not None:
+            stop(daemon)

@@ -12,6 +12,7 @@ problem village's corrected resubmission; and a district of the clean village al
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 import openpyxl
@@ -26,6 +28,9 @@ import pandas as pd
 import pytest
 from builders import SheetSpec, default_village, household, make_id, member, write_registry, write_survey, write_villages
 from conftest import read_detail
+
+from pipeline.checks.ge_worker import GEWorker
+from pipeline.resources import GreatExpectationsResource
 
 pytestmark = pytest.mark.integration
 
@@ -307,12 +312,44 @@ class Run:
         return {(e.asset_key.to_user_string(), e.check_name): e for e in self.result.get_asset_check_evaluations()}
 
 
+class HandedOnGreatExpectations(GreatExpectationsResource):
+    """The real Great Expectations worker, handed from one run of the module to the next instead
+    of being stopped at the end of one and started at the beginning of the next (a start imports
+    GE: 8-14 s of CPU). A worker takes job after job, each in a new GE context (test_ge_worker);
+    the first run's starts the worker as every run does, the last stop ends it."""
+
+    parked: ClassVar[list[GEWorker]] = []
+
+    def setup_for_execution(self, context) -> None:
+        worker = self.parked.pop() if self.parked else None
+        if worker is not None and worker.proc.poll() is not None:  # died in the last run: as a new run would
+            worker.stop()
+            worker = None
+        self._worker = worker or GEWorker().start()
+
+    def teardown_after_execution(self, context) -> None:
+        if self._worker is not None:
+            if self._worker.pending:  # as stop() does: the job under way finishes (its Data Docs complete)
+                with contextlib.suppress(Exception):
+                    self._worker.collect()
+            self.parked.append(self._worker)
+            self._worker = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_handed_on_worker():
+    yield
+    while HandedOnGreatExpectations.parked:
+        HandedOnGreatExpectations.parked.pop().stop()
+
+
 def run_district(raw: Path, out: Path, real_ge: bool = True) -> Run:
     """A run with Great Expectations (its checks and Data Docs are asserted here) unless a test's
     subject is elsewhere (the accepted and resubmitted districts: problem ids and exceptions)."""
     import conftest
 
-    warehouse, reports, result = conftest.run_district(raw, out, real_ge=real_ge)
+    ge = HandedOnGreatExpectations() if real_ge else None
+    warehouse, reports, result = conftest.run_district(raw, out, ge=ge)
     return Run(warehouse, reports, result)
 
 
