@@ -1,5 +1,9 @@
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -26,6 +30,31 @@ def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None, ge=N
     failures = [(e.step_key, e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
     assert result.success, failures
     return warehouse, reports, result
+
+
+# Scratch space on tmpfs, for the tests whose runs are subprocesses with a persistent SQLite
+# instance (the killed runs, the UI): every one of a run's ~530 Dagster events is a SQLite commit
+# and every commit an fsync, which on a busy disk is a good part of a run; on tmpfs it is nothing.
+# Those tests are about what a process does (SIGKILL, the UI's clicks), which is the same on
+# either. Only when /dev/shm is there with room to spare (a container's default is 64 MB).
+FAST_TMP = Path("/dev/shm")
+FAST_TMP_FREE_BYTES = 2 << 30
+
+
+@contextlib.contextmanager
+def fast_scratch(tmp_path_factory, name: str) -> Iterator[Path]:
+    """A fresh folder on tmpfs when there is room, removed afterwards; else one under pytest's
+    tmp folder."""
+    roomy = (FAST_TMP.is_dir() and os.access(FAST_TMP, os.W_OK | os.X_OK)
+             and shutil.disk_usage(FAST_TMP).free >= FAST_TMP_FREE_BYTES)
+    if not roomy:
+        yield tmp_path_factory.mktemp(name)
+        return
+    root = Path(tempfile.mkdtemp(prefix=f"huitoukan_{name}_", dir=FAST_TMP))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_cli_pipeline(raw: Path, out: Path) -> tuple[Path, Path]:

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -703,28 +702,11 @@ def _kill(proc: subprocess.Popen) -> bool:
     return running
 
 
-# Where the district of these runs lives: on tmpfs when there is one. Each run commits ~530
-# Dagster events to SQLite and its tables to DuckDB, every commit an fsync: on a disk that is a
-# good part of a run, on tmpfs nothing. What these tests do to a run is SIGKILL, and a killed
-# process leaves the same files on either (what it wrote is in the page cache, not in it).
-FAST_TMP = Path("/dev/shm")
-
-
-@contextlib.contextmanager
-def scratch_dir(tmp_path_factory, name: str) -> Iterator[Path]:
-    if not (FAST_TMP.is_dir() and os.access(FAST_TMP, os.W_OK | os.X_OK)):
-        yield tmp_path_factory.mktemp(name)
-        return
-    root = Path(tempfile.mkdtemp(prefix=f"huitoukan_{name}_", dir=FAST_TMP))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def district(tmp_path_factory) -> Iterator[District]:
-    with scratch_dir(tmp_path_factory, "killed") as root:
+    from conftest import fast_scratch
+
+    with fast_scratch(tmp_path_factory, "killed") as root:  # tmpfs: the same SIGKILLs, no fsync per event
         yield _first_run(root)
 
 

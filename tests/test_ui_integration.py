@@ -26,7 +26,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -92,12 +91,10 @@ def dagster_home(tmp_path_factory):
     and the daemon's ticks, and on a busy disk those fsyncs took half of a run's time. It is the
     same persistent SQLite instance, shared by the CLI run, the webserver, the daemon and the run
     workers; the data root, warehouse, reports and log stay under pytest's tmp folder."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield tmp_path_factory.mktemp("ui_instance") / "dagster_home"
-        return
-    with tempfile.TemporaryDirectory(prefix="huitoukan-ui-", dir=shm) as folder:
-        yield Path(folder) / "dagster_home"
+    from conftest import fast_scratch
+
+    with fast_scratch(tmp_path_factory, "ui_instance") as folder:
+        yield folder / "dagster_home"
 
 
 @pytest.fixture(scope="module")
