@@ -884,7 +884,7 @@ def test_a_run_that_cannot_get_the_warehouse_gives_up_cleanly(district):
     lock = d.warehouse.with_name(d.warehouse.name + ".lock")
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        code, _, err = d.run("refused", HUITOUKAN_LOCK_TIMEOUT="2")
+        code, _, err = d.run("refused", HUITOUKAN_LOCK_TIMEOUT="1")
     assert code == 3
     assert "等待" in err and "仍被另一个运行占用" in err and "Traceback" not in err
     assert {p: p.stat().st_mtime_ns for p in before} == before
