@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -82,6 +83,7 @@ def _deflate(data: bytes) -> bytes:
     return c.compress(data) + c.flush()
 
 
+@functools.cache  # six bombs of one size: the crc32 of 1.5 GB costs ~1 s each time
 def _bomb_part(head: bytes, megabytes: int, tail: bytes) -> tuple[bytes, int, int]:
     """(raw deflate stream, crc32, size) of ``head + "A" * megabytes MiB + tail``, built in
     milliseconds: after a full flush the compressor's output for the same 1 MiB repeats."""
