@@ -28,7 +28,7 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 ## test: set up, lint (ruff) and run the whole test suite
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 (sensors and schedules on) and downloads on :3001
 ui: setup $(DAGSTER_HOME)/dagster.yaml

@@ -6,7 +6,7 @@ this machine (issue #14: the suite takes at most 6× one run).
 The run is what `make run` does after its first time: `huitoukan run` on the built-in sample
 district (8,000 households, generated once into a scratch folder) with a fresh warehouse and
 reports and a persistent SQLite Dagster instance made from config/dagster.yaml. The suite is what
-`make test` runs: `ruff check .`, then `pytest -q -n 2 --dist loadfile`. Runs and suites alternate
+`make test` runs: `ruff check .`, then `pytest -q -n 2 --dist loadfile --no-loadscope-reorder`. Runs and suites alternate
 (run, suite, run, …), so a machine that gets busier or quieter part-way hits both; the medians
 and their ratio are printed. Measure on a quiet machine: the ratio is the number that travels.
 """
@@ -59,7 +59,7 @@ def main() -> int:
 
     def one_suite() -> float:
         return timed([str(BIN / "ruff"), "check", "."], env, ROOT) + timed(
-            [str(BIN / "pytest"), "-q", "-n", "2", "--dist", "loadfile"], env, ROOT)
+            [str(BIN / "pytest"), "-q", "-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"], env, ROOT)
 
     runs, suites = [], []
     for i in range(max(args.runs, args.suite_runs if not args.no_suite else 0)):

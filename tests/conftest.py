@@ -79,12 +79,14 @@ def read_detail(path: Path) -> list[dict]:
 
 
 # The suite runs on two workers, a whole file per worker at a time (module fixtures run the
-# pipeline once per file). Files are handed out in collection order, so the longest go first and
-# the short ones fill the gaps at the end instead of one worker finishing minutes after the other.
-LONGEST_FIRST = ("test_ui_integration.py", "test_bench.py", "test_reliability.py", "test_quality.py",
-                 "test_postgres_instance.py", "test_service.py", "test_package_signing.py", "test_signoff.py",
-                 "test_privacy.py", "test_end_to_end.py", "test_ge_worker.py", "test_fuzz.py",
-                 "test_income.py", "test_crosscheck.py")
+# pipeline once per file). Files are handed out in collection order — `make test` passes
+# --no-loadscope-reorder, without which xdist hands out the files with the most tests first and the
+# few long ones (the UI, the benchmark) last — so the longest go first and the short ones fill the
+# gaps at the end instead of one worker finishing minutes after the other.
+LONGEST_FIRST = ("test_reliability.py", "test_ui_integration.py", "test_end_to_end.py", "test_bench.py",
+                 "test_quality.py", "test_postgres_instance.py", "test_service.py", "test_privacy.py",
+                 "test_signoff.py", "test_fuzz.py", "test_village_files.py", "test_package_signing.py",
+                 "test_ge_worker.py", "test_income.py", "test_crosscheck.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
