@@ -6,11 +6,28 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hypothesis import settings
+
 sys.path.insert(0, str(Path(__file__).parent))
 # Test files are written a moment before they are read; the "still being copied" guard would hold them.
 os.environ["HUITOUKAN_SETTLE_SECONDS"] = "0"
 os.environ.pop("DAGSTER_HOME", None)
 os.environ.pop("HUITOUKAN_SETTINGS", None)
+
+# Hypothesis profiles. The expensive properties take their number of examples from examples():
+# few enough in `make test` to keep the suite quick, the numbers they were written with under
+# HYPOTHESIS_PROFILE=thorough (or pytest --hypothesis-profile=thorough). The thorough profile
+# is the active one (the default, or Hypothesis's "ci" profile on CI) under another name.
+settings.register_profile("thorough", settings.get_profile(settings.get_current_profile_name()))
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+
+def examples(quick: int, thorough: int) -> int:
+    """A property's max_examples: ``quick`` by default, ``thorough`` under the thorough profile
+    (read when the test module is imported, after pytest's --hypothesis-profile is applied)."""
+    # startswith: --hypothesis-verbosity loads a derived profile, "thorough-with-verbose-verbosity"
+    return thorough if settings.get_current_profile_name().startswith("thorough") else quick
 
 
 def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None, ge=None):

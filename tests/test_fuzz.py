@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from builders import SheetSpec, household, make_id, member, write_survey
+from conftest import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -111,13 +112,13 @@ def _assert_id_result(result) -> None:
     assert not _LONG_DIGITS.search(result.reason), "a reason never quotes the number"
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(300, thorough=1500), deadline=None)
 @given(cells)
 def test_id_repair_never_crashes_and_gives_a_valid_id_or_a_reason(value):
     _assert_id_result(repair_id(value))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(100, thorough=500), deadline=None)
 @given(messy_ids())
 def test_id_repair_undoes_the_mess_rules_md_lists(pair):
     pid, typed = pair
@@ -127,13 +128,13 @@ def test_id_repair_undoes_the_mess_rules_md_lists(pair):
     assert repair_id(result.value).status is IdStatus.OK  # idempotent
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100, thorough=300), deadline=None)
 @given(valid_ids().filter(lambda p: p[6:8] == "19"))
 def test_first_generation_numbers_are_upgraded(pid):
     assert repair_id(pid[:6] + pid[8:17]).value == pid
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(100, thorough=300), deadline=None)
 @given(valid_ids())
 def test_an_id_excel_turned_into_a_number_is_never_repaired(pid):
     digits = pid[:17] + "0"
@@ -196,13 +197,15 @@ def _check_clean(columns, sheet_name, frame):
                 assert (int(row), col.label) in flagged, f"{col.label}: {raw!r} became {value!r} without a problem"
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(50, thorough=300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sheets(HOUSEHOLD_COLUMNS))
 def test_household_cells_become_clean_values_or_problems(frame):
     _check_clean(HOUSEHOLD_COLUMNS, SHEET_HOUSEHOLDS, frame)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(50, thorough=300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sheets(MEMBER_COLUMNS))
 def test_member_cells_become_clean_values_or_problems(frame):
     _check_clean(MEMBER_COLUMNS, SHEET_MEMBERS, frame)
@@ -245,7 +248,8 @@ def _xml_safe(rows: list[dict]) -> list[dict]:
 @pytest.mark.integration
 @example(([household(make_id("19500101", 11), transfer_total="210505200001010003")],  # an ID in an amount cell
           [member(make_id("19500101", 11), make_id("19500101", 11), work_months=1e20)]))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(10, thorough=25), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(workbooks())
 def test_random_cells_never_make_a_workbook_unreadable(book):
     hh_rows, m_rows = book
@@ -273,7 +277,7 @@ def test_a_huge_exponent_is_refused_at_once():
 # --------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(300, thorough=1000), deadline=None)
 @given(cells)
 def test_department_value_parsers_never_crash(value):
     text = dept_clean_text(value)

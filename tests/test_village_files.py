@@ -26,6 +26,7 @@ from builders import (
     write_survey,
     xlsx_to_xls,
 )
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -502,7 +503,8 @@ def variant_workbooks(draw):
     return hh, mm, heads, h_spec, m_spec, before, after, draw(st.booleans()), draw(st.booleans())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=examples(10, thorough=30), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(variant_workbooks())
 def test_combinations_of_variants_lose_and_invent_nothing(book):
     hh, mm, heads, h_spec, m_spec, before, after, wps, members_first = book
