@@ -166,3 +166,17 @@ def test_check_character_of_missing_or_short(value, expected):
     from pipeline.checks.expectations import check_character_ok
 
     assert check_character_ok(value) is expected
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("因病、因学", ("因病、因学", "")),
+    ("因病,,因病", ("因病", "")),
+    (",", (None, "不在代码表内")),  # only separators: something typed that is no code (B7), found by test_fuzz
+    ("、 、", (None, "不在代码表内")),
+    ("   ", (None, "")),  # blank stays blank
+])
+def test_a_multi_valued_cell_is_codes_or_a_problem(typed, expected):
+    from pipeline.rules.values import normalize_multi
+    from pipeline.schema import POVERTY_CAUSES
+
+    assert normalize_multi(typed, POVERTY_CAUSES) == expected

@@ -68,6 +68,8 @@ def normalize_multi(value: object, codes: tuple[str, ...]) -> tuple[str | None, 
     if text is None:
         return None, ""
     parts = [p for p in _MULTI_SPLIT.split(unicodedata.normalize("NFKC", text)) if p]
+    if not parts:  # only separators typed (",", "、、"): something was written, and it is no code
+        return None, "不在代码表内"
     out: list[str] = []
     for part in parts:
         code, reason = normalize_code(part, codes)
