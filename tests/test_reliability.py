@@ -11,6 +11,9 @@
 - Two runs on one warehouse take turns; a run that cannot get the warehouse in time says so and
   changes nothing.
 - Re-running with unchanged inputs changes no table and no report cell.
+
+The `huitoukan run`s of the killed-runs part fake Great Expectations and pin the day the progress
+report counts from (RUN says why): GE is not what they are about, and the clock must not be.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ from pipeline.io.survey import MAX_FILE_BYTES
 from pipeline.runner import INSTANCE_TEMPLATE
 
 PROJECT = Path(__file__).resolve().parent.parent
-HUITOUKAN = Path(sys.executable).parent / "huitoukan"
 RUN_TIMEOUT = 900  # one whole run of a small district, on a loaded 2-core machine
 PAUSE_TIMEOUT = 600  # until a hooked run reaches its pause point
 
@@ -587,19 +589,53 @@ def assert_same(got: dict, expected: dict, what: str) -> None:
     assert not changed, f"{what} changed: {changed}"
 
 
-# A `huitoukan run` that stops at a chosen point and waits to be killed. The hooks wrap
-# functions of the pipeline before it is imported; nothing in the pipeline knows about them.
-HOOKED_RUN = r"""
+# Every `huitoukan run` of this section is started through RUN: the real command
+# (`pipeline.cli.main`: its argument parsing, the warehouse's run lock, the runner, the persistent
+# Dagster instance), with two things these tests are not about held still, and, when
+# TEST_PAUSE_AT says so, a pause at a chosen point where the test kills it. The hooks wrap
+# functions of the pipeline before it runs; nothing in the pipeline knows about them.
+# - Great Expectations is faked (tests/fakes.py), in every run alike so the snapshots compare:
+#   the real resource starts a worker process that imports GE (8–14 s of CPU per run, nine runs
+#   here). What a killed run does to its GE worker is test_ge_worker's
+#   test_a_worker_whose_run_was_killed_ends_and_its_folder_goes; the expectations are
+#   test_quality's.
+# - The day the progress report counts from (进度.xlsx: 截至…, 剩余天数, 是否逾期) is the
+#   District's, given as the `progress` asset's own `today` config: on the real clock a run after
+#   midnight in Beijing (16:00 UTC) would change those cells, and the comparison of every cell
+#   with the first run's would fail for a reason that is not the test's.
+RUN = r"""
 import os, sys, time
 from pathlib import Path
 
-marker = Path(os.environ["TEST_PAUSE_MARKER"])
-point, _, arg = os.environ["TEST_PAUSE_AT"].partition(":")
+sys.path.insert(0, %(tests)r)
+import pipeline.resources
+import pipeline.runner
+from fakes import FakeGreatExpectations
+
+build_resources = pipeline.resources.build_resources  # looked up by pipeline.cli when it runs
+
+
+def build_resources_faking_ge(*args, ge=None, **kwargs):
+    return build_resources(*args, ge=ge or FakeGreatExpectations(), **kwargs)
+
+
+pipeline.resources.build_resources = build_resources_faking_ge
+run_pipeline = pipeline.runner.run_pipeline  # looked up by pipeline.cli when it runs
+
+
+def run_pipeline_on_the_test_day(resources, *, run_config=None, **kwargs):
+    config = dict(run_config or {})
+    config["ops"] = {**config.get("ops", {}), "progress": {"config": {"today": os.environ["TEST_TODAY"]}}}
+    return run_pipeline(resources, run_config=config, **kwargs)
+
+
+pipeline.runner.run_pipeline = run_pipeline_on_the_test_day
+point, _, arg = os.environ.get("TEST_PAUSE_AT", "").partition(":")
 
 
 def hold(what):
-    marker.write_text(what)
-    time.sleep(%d)  # the test kills this process long before
+    Path(os.environ["TEST_PAUSE_MARKER"]).write_text(what)
+    time.sleep(%(pause)d)  # the test kills this process long before
     os._exit(97)
 
 
@@ -617,7 +653,6 @@ if point == "ingest":
 elif point == "warehouse":
     # a table just replaced inside its asset's transaction (data_problems: problems, then
     # open_problems, then COMMIT): the new rows written, not committed
-    import pipeline.resources
     from pipeline.resources import warehouse
     replace_table = warehouse.replace_table
 
@@ -642,7 +677,7 @@ elif point == "report":
 
 from pipeline.cli import main
 sys.exit(main(sys.argv[1:]))
-""" % PAUSE_TIMEOUT  # noqa: UP031 (the script holds braces)
+""" % {"tests": str(Path(__file__).resolve().parent), "pause": PAUSE_TIMEOUT}  # noqa: UP031 (the script holds braces)
 
 
 KILLED = pytest.mark.integration
@@ -659,21 +694,22 @@ class District:
     cells: dict[str, list]
     steps: list[str]  # the first run's steps, in the order they started
     kills: int = 0  # runs this module killed
+    today: str = "2019-05-12"  # every run's progress report counts the days left from here (see RUN)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "DAGSTER_HOME": str(self.home), "HUITOUKAN_SETTLE_SECONDS": "0",
-                "HUITOUKAN_LOG_LEVEL": "ERROR", **extra}
+                "HUITOUKAN_LOG_LEVEL": "ERROR", "TEST_TODAY": self.today, **extra}
 
-    def command(self, hooked: bool = False) -> list[str]:
-        head = [sys.executable, "-c", HOOKED_RUN] if hooked else [str(HUITOUKAN)]
-        return [*head, "run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", RUN, "run", "--raw-dir", str(self.raw), "--warehouse", str(self.warehouse),
                 "--reports-dir", str(self.reports)]
 
-    def start(self, name: str, hooked: bool = False, **env: str) -> subprocess.Popen:
-        """A run in its own process group, its output in files (DEBUG logs overflow a pipe)."""
+    def start(self, name: str, **env: str) -> subprocess.Popen:
+        """A run (through RUN) in its own process group, its output in files (DEBUG logs
+        overflow a pipe)."""
         out = (self.root / f"{name}.out").open("w")
         err = (self.root / f"{name}.err").open("w")
-        return subprocess.Popen(self.command(hooked), env=self.env(**env), stdout=out, stderr=err,
+        return subprocess.Popen(self.command(), env=self.env(**env), stdout=out, stderr=err,
                                 cwd=self.root, start_new_session=True)
 
     def output(self, name: str) -> tuple[str, str]:
@@ -732,13 +768,14 @@ def _first_run(root: Path) -> District:
     assert len(d.steps) > 20
     d.tables, d.cells = warehouse_snapshot(d.warehouse), reports_snapshot(d.reports)
     assert len(d.tables) > 20 and any(k.startswith("draft/附件") for k in d.cells)
+    assert any(f"截至{d.today}" in str(row) for _, _, row in d.cells["进度.xlsx"])  # RUN's day, not the clock's
     return d
 
 
 def kill_at(d: District, name: str, point: str) -> str:
     """Start a hooked run, wait until it holds at ``point``, SIGKILL it; returns where it held."""
     marker = d.root / f"{name}.paused"
-    proc = d.start(name, hooked=True, TEST_PAUSE_AT=point, TEST_PAUSE_MARKER=str(marker))
+    proc = d.start(name, TEST_PAUSE_AT=point, TEST_PAUSE_MARKER=str(marker))
     deadline = time.monotonic() + PAUSE_TIMEOUT
     try:
         while not marker.exists():
