@@ -595,7 +595,7 @@ def assert_same(got: dict, expected: dict, what: str) -> None:
 # TEST_PAUSE_AT says so, a pause at a chosen point where the test kills it. The hooks wrap
 # functions of the pipeline before it runs; nothing in the pipeline knows about them.
 # - Great Expectations is faked (tests/fakes.py), in every run alike so the snapshots compare:
-#   the real resource starts a worker process that imports GE (8–14 s of CPU per run, nine runs
+#   the real resource starts a worker process that imports GE (8–14 s of CPU per run, seven runs
 #   here). What a killed run does to its GE worker is test_ge_worker's
 #   test_a_worker_whose_run_was_killed_ends_and_its_folder_goes; the expectations are
 #   test_quality's.
