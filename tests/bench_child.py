@@ -8,10 +8,12 @@ and ``huitoukan bench`` itself always runs the real pipeline.
     python tests/bench_child.py -m pipeline.bench --child RAW WAREHOUSE REPORTS
 """
 
+import os
 import runpy
 import sys
 from pathlib import Path
 
+sys.path[0] = os.getcwd()  # as under -m: the working directory first, not this script's folder
 sys.path.insert(0, str(Path(__file__).parent))  # fakes, as conftest.py does for the tests
 
 from fakes import FakeGreatExpectations  # noqa: E402
