@@ -1,16 +1,44 @@
 """The benchmark runs at a small size so it cannot rot; the real sizes run by hand (docs/scaling.md)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from conftest import fast_scratch
 
 from pipeline.bench import main, render, verdicts
 
 pytestmark = pytest.mark.integration
+CHILD = Path(__file__).resolve().parent / "bench_child.py"
 
 
-def test_bench_measures_every_number_at_a_small_size(tmp_path, capsys):
-    assert main(["--persons", "1200", "--runs", "1", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")]) == 0
+@pytest.fixture
+def children_without_ge(monkeypatch) -> list[list[str]]:
+    """The benchmark's child runs, ``python -m pipeline.bench --child …``, go through
+    tests/bench_child.py: the same module run as ``-m`` runs it, with Great Expectations faked
+    (not this test's subject; `huitoukan bench` runs the real pipeline). Returns the child
+    commands as the benchmark gave them."""
+    real = subprocess.Popen
+    children = []
+
+    def popen(argv, *args, **kwargs):
+        if list(argv[1:4]) == ["-m", "pipeline.bench", "--child"]:
+            assert argv[0] == sys.executable, argv
+            children.append(list(argv))
+            argv = [argv[0], str(CHILD), *argv[1:]]
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return children
+
+
+def test_bench_measures_every_number_at_a_small_size(tmp_path, tmp_path_factory, capsys, children_without_ge):
+    # the generated district, the warehouses and the reports on tmpfs where there is one
+    with fast_scratch(tmp_path_factory, "bench") as work:
+        assert main(["--persons", "1200", "--runs", "1", "--work", str(work / "w"), "--out", str(tmp_path / "o")]) == 0
+    assert len(children_without_ge) == 2  # the full rebuild, then the incremental one
     [result_file] = (tmp_path / "o").glob("bench_*.json")
     [row] = json.loads(result_file.read_text(encoding="utf-8"))
     assert row["persons"] > 900 and row["survey_files"] >= 1

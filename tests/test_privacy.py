@@ -21,11 +21,13 @@ import subprocess
 import sys
 import unicodedata
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from builders import SheetSpec, household, make_id, member, write_survey
+from conftest import fast_scratch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -179,8 +181,14 @@ def _secrets(raw: Path) -> Secrets:
 
 
 @pytest.fixture(scope="module")
-def private_run(tmp_path_factory) -> PrivateRun:
-    root = tmp_path_factory.mktemp("privacy")
+def private_run(tmp_path_factory) -> Iterator[PrivateRun]:
+    # on tmpfs where there is one: every Dagster event of the run is a commit of the SQLite
+    # instance, each an fsync on a disk; what the tests scan and check is the same on either
+    with fast_scratch(tmp_path_factory, "privacy") as root:
+        yield _private_run(root)
+
+
+def _private_run(root: Path) -> PrivateRun:
     raw = root / "raw"
     generate(raw, households=300, seed=7)
     _plant_formula_village(raw)
@@ -306,6 +314,9 @@ def test_public_notice_lists_carry_no_id(private_run):
 
 def test_a_failing_step_shows_no_full_id_in_the_error(tmp_path, monkeypatch, capsys):
     """An error message that quotes an ID number is masked before the CLI prints it."""
+    from fakes import FakeGreatExpectations
+
+    import pipeline.resources
     from pipeline import cli
     from pipeline.assets import ingest
     from pipeline.privacy import mask_id
@@ -316,6 +327,9 @@ def test_a_failing_step_shows_no_full_id_in_the_error(tmp_path, monkeypatch, cap
         raise ValueError(f"村名册第3行身份证号 {secret} 无法解析")
 
     monkeypatch.setattr(ingest, "read_villages", broken)
+    # the CLI's resources with Great Expectations faked: the run fails before any check, and a
+    # GE worker would only be started and killed half-way through its import
+    monkeypatch.setattr(pipeline.resources, "GreatExpectationsResource", FakeGreatExpectations)
     (tmp_path / "raw").mkdir()
     for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"):
         monkeypatch.delenv(env, raising=False)

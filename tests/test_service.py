@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import fast_scratch
 from pg_support import create_database, free_port, pg_selected
 from webui import graphql
 
@@ -143,10 +144,17 @@ def wait_for(what: str, check, timeout: float, procs: dict, every: float = 0.5):
 
 
 @pytest.fixture
-def running_service(tmp_path):
+def running_service(tmp_path, tmp_path_factory):
+    # the service's folders (its SQLite instance: every sensor tick and daemon heartbeat a commit,
+    # an fsync on a disk) on tmpfs where there is one; the processes' logs stay in tmp_path
+    with fast_scratch(tmp_path_factory, "service") as base:
+        yield from _running_service(base, tmp_path)
+
+
+def _running_service(base: Path, tmp_path: Path):
     pg = create_database() if pg_selected() else None
-    spec = spec_for(tmp_path)
-    written = service.install(spec, tmp_path / "units", pg=pg, enable=False)
+    spec = spec_for(base)
+    written = service.install(spec, base / "units", pg=pg, enable=False)
     (spec.raw / "surveys").mkdir(parents=True)  # nothing to read: the sensors' ticks are skips
     (spec.reports / "draft").mkdir(parents=True)
     (spec.reports / "draft" / "说明.txt").write_text("回头看 下载测试", encoding="utf-8")
@@ -171,15 +179,14 @@ def running_service(tmp_path):
             procs[path.stem] = (proc, log)
         yield spec, procs
     finally:
+        # each unit's processes (the webserver's and the daemon's code servers too) killed: how
+        # they stop is not what this test checks, and the webserver and the daemon take seconds
+        # to answer a SIGTERM
         for proc, _ in procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)  # systemd's stop: SIGTERM to the unit's processes
-        for proc, _ in procs.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        for proc, _ in procs.values():
+            proc.wait(timeout=30)
 
 
 def test_the_three_units_start_and_answer(running_service):
