@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 from pipeline.instances import InstanceUnavailable
-from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
+from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE, ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
 from pipeline.privacy import mask_name, mask_text
-from pipeline.resources import ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
 
 ENV_LOCK_TIMEOUT, ENV_LOG_LEVEL = "HUITOUKAN_LOCK_TIMEOUT", "HUITOUKAN_LOG_LEVEL"
 
@@ -99,7 +98,7 @@ def cmd_signoff(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from pipeline.runner import DEFAULT_DAGSTER_HOME
+    from pipeline.instances import DEFAULT_DAGSTER_HOME
     from pipeline.ui import serve_ui
 
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)

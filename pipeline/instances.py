@@ -17,6 +17,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 ENV_PG_POOL = "HUITOUKAN_PG_POOL"  # 0: a new connection per event, as dagster-postgres does in run workers
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD")
 TEMPLATES = {"sqlite": PROJECT / "config" / "dagster.yaml", "postgres": PROJECT / "config" / "dagster.postgres.yaml"}
+# not named dagster.yaml at the top: dagster warns about a dagster.yaml outside DAGSTER_HOME
+INSTANCE_TEMPLATE = TEMPLATES["sqlite"]
+DEFAULT_DAGSTER_HOME = ".dagster_home"
 
 
 class InstanceUnavailable(Exception):
@@ -99,6 +102,17 @@ def open_instance(home: Path | str | None = None):
     except Exception as exc:  # noqa: BLE001 — whatever the storage raises, the message is the same
         raise InstanceUnavailable(unavailable_message(exc, home)) from exc
     return instance
+
+
+def ensure_dagster_home(home: Path | str) -> Path:
+    """The instance folder, with the project's dagster.yaml copied in when it has none (an edited
+    copy is never overwritten)."""
+    home = Path(home).resolve()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = home / "dagster.yaml"
+    if not target.exists() and INSTANCE_TEMPLATE.exists():
+        shutil.copyfile(INSTANCE_TEMPLATE, target)
+    return home
 
 
 def write_instance_config(home: Path | str, kind: str) -> Path:

@@ -21,4 +21,7 @@ DEFAULT_WAREHOUSE = "data/warehouse/huitoukan.duckdb"
 DEFAULT_REPORTS_DIR = "reports"
 # The read-only file server that `huitoukan ui` starts beside the Dagster UI serves the reports root here.
 DEFAULT_DOWNLOAD_URL = "http://127.0.0.1:3001"
+# The deployment's roots and download address, as environment variables (the UI's processes, the service)
+ENV_RAW_DIR, ENV_WAREHOUSE, ENV_REPORTS_DIR = "HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"
+ENV_DOWNLOAD_URL = "HUITOUKAN_DOWNLOAD_URL"
 

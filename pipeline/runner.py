@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -21,12 +20,12 @@ except ImportError:  # not POSIX: runs are not serialized by the lock (the wareh
 
 import dagster as dg
 
+# the instance folder's names live with the instance (pipeline.instances, no Dagster import: `huitoukan ui`
+# needs them before it starts dagster dev); callers and tests also reach them here
+from pipeline.instances import DEFAULT_DAGSTER_HOME, INSTANCE_TEMPLATE, ensure_dagster_home  # noqa: F401
 from pipeline.resources.paths import private_dirs
 
 PROJECT = Path(__file__).resolve().parent.parent
-# not named dagster.yaml at the top: dagster warns about a dagster.yaml outside DAGSTER_HOME
-INSTANCE_TEMPLATE = PROJECT / "config" / "dagster.yaml"
-DEFAULT_DAGSTER_HOME = ".dagster_home"
 DEFAULT_LOCK_TIMEOUT = 3600.0
 DEFAULT_LOG_LEVEL = "CRITICAL"
 LOCK_POLL_SECONDS = 0.5
@@ -40,17 +39,6 @@ class RunLockTimeout(Exception):
 # --------------------------------------------------------------------------------------------
 # The Dagster instance
 # --------------------------------------------------------------------------------------------
-
-
-def ensure_dagster_home(home: Path | str) -> Path:
-    """The instance folder, with the project's dagster.yaml copied in when it has none (an edited
-    copy is never overwritten)."""
-    home = Path(home).resolve()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = home / "dagster.yaml"
-    if not target.exists() and INSTANCE_TEMPLATE.exists():
-        shutil.copyfile(INSTANCE_TEMPLATE, target)
-    return home
 
 
 def instance(home: Path | str | None = None) -> dg.DagsterInstance:

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.resources import ENV_DOWNLOAD_URL, ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
-from pipeline.runner import ensure_dagster_home
+from pipeline.instances import ensure_dagster_home
+from pipeline.layout import ENV_DOWNLOAD_URL, ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
 
 
 def dagster_dev_command(port: int, workspace: Path) -> list[str]:

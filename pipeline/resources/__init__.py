@@ -14,14 +14,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.layout import DEFAULT_DOWNLOAD_URL, DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
+from pipeline.layout import (
+    DEFAULT_DOWNLOAD_URL,
+    DEFAULT_RAW_DIR,
+    DEFAULT_REPORTS_DIR,
+    DEFAULT_WAREHOUSE,
+    ENV_DOWNLOAD_URL,
+    ENV_RAW_DIR,
+    ENV_REPORTS_DIR,
+    ENV_WAREHOUSE,
+)
 from pipeline.resources.paths import PathsResource
 from pipeline.resources.quality import GreatExpectationsResource
 from pipeline.resources.settings import SettingsResource
 from pipeline.resources.warehouse import AFTER_DRAFTS, WAREHOUSE_POOL, WarehouseResource, replace_table
-
-ENV_RAW_DIR, ENV_WAREHOUSE, ENV_REPORTS_DIR = "HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR"
-ENV_DOWNLOAD_URL = "HUITOUKAN_DOWNLOAD_URL"
 
 __all__ = ["AFTER_DRAFTS", "ENV_DOWNLOAD_URL", "ENV_RAW_DIR", "ENV_REPORTS_DIR", "ENV_WAREHOUSE", "WAREHOUSE_POOL",
            "GreatExpectationsResource", "PathsResource", "SettingsResource", "WarehouseResource", "build_resources",
