@@ -26,8 +26,15 @@ from pathlib import Path
 from unittest import mock
 
 from pipeline.instances import PG_ENV, TEMPLATES, instance_kind, pg_env, write_instance_config
-from pipeline.layout import DEFAULT_RAW_DIR, DEFAULT_REPORTS_DIR, DEFAULT_WAREHOUSE
-from pipeline.resources import ENV_DOWNLOAD_URL, ENV_RAW_DIR, ENV_REPORTS_DIR, ENV_WAREHOUSE
+from pipeline.layout import (
+    DEFAULT_RAW_DIR,
+    DEFAULT_REPORTS_DIR,
+    DEFAULT_WAREHOUSE,
+    ENV_DOWNLOAD_URL,
+    ENV_RAW_DIR,
+    ENV_REPORTS_DIR,
+    ENV_WAREHOUSE,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEPLOY = PROJECT / "deploy"

@@ -126,7 +126,7 @@ def test_huitoukan_ui_starts_dagster_dev_without_importing_dagster():
     import subprocess
     import sys
 
-    probe = ("import sys, pipeline.cli, pipeline.ui, pipeline.fileserver; "
+    probe = ("import sys, pipeline.cli, pipeline.ui, pipeline.fileserver; pipeline.cli.build_parser(); "
              "print(sorted(m for m in ('dagster', 'pandas', 'duckdb') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr
