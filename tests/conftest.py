@@ -100,10 +100,11 @@ def read_detail(path: Path) -> list[dict]:
 # --no-loadscope-reorder, without which xdist hands out the files with the most tests first and the
 # few long ones (the UI, the benchmark) last — so the longest go first and the short ones fill the
 # gaps at the end instead of one worker finishing minutes after the other.
-LONGEST_FIRST = ("test_reliability.py", "test_ui_integration.py", "test_end_to_end.py", "test_bench.py",
-                 "test_quality.py", "test_postgres_instance.py", "test_service.py", "test_privacy.py",
-                 "test_signoff.py", "test_fuzz.py", "test_village_files.py", "test_package_signing.py",
-                 "test_ge_worker.py", "test_income.py", "test_crosscheck.py")
+LONGEST_FIRST = ("test_reliability.py", "test_ui_integration.py", "test_quality.py", "test_end_to_end.py",
+                 "test_privacy.py", "test_signoff.py", "test_bench.py", "test_postgres_instance.py",
+                 "test_service.py", "test_village_files.py", "test_ge_worker.py", "test_sample_generator.py",
+                 "test_fileserver.py", "test_fuzz.py", "test_package_signing.py", "test_crosscheck.py",
+                 "test_sensors.py", "test_income.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
