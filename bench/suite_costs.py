@@ -35,6 +35,7 @@ def main() -> int:
     from fakes import FakeGreatExpectations
 
     from pipeline import runner
+    from pipeline.instances import ensure_dagster_home
     from pipeline.io import inputs
     from pipeline.resources import build_resources
 
@@ -48,7 +49,7 @@ def main() -> int:
 
     def sqlite_capturing(name: str) -> dg.DagsterInstance:
         """The same, but capturing each step's stdout/stderr (Dagster's default compute logs)."""
-        home = runner.ensure_dagster_home(base / f"home_{name}")
+        home = ensure_dagster_home(base / f"home_{name}")
         text = (home / "dagster.yaml").read_text(encoding="utf-8")
         (home / "dagster.yaml").write_text(text.split("compute_logs:")[0], encoding="utf-8")
         return runner.instance(home)

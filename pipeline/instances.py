@@ -108,10 +108,7 @@ def ensure_dagster_home(home: Path | str) -> Path:
     """The instance folder, with the project's dagster.yaml copied in when it has none (an edited
     copy is never overwritten)."""
     home = Path(home).resolve()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = home / "dagster.yaml"
-    if not target.exists() and INSTANCE_TEMPLATE.exists():
-        shutil.copyfile(INSTANCE_TEMPLATE, target)
+    write_instance_config(home, "sqlite")
     return home
 
 

@@ -20,9 +20,7 @@ except ImportError:  # not POSIX: runs are not serialized by the lock (the wareh
 
 import dagster as dg
 
-# the instance folder's names live with the instance (pipeline.instances, no Dagster import: `huitoukan ui`
-# needs them before it starts dagster dev); callers and tests also reach them here
-from pipeline.instances import DEFAULT_DAGSTER_HOME, INSTANCE_TEMPLATE, ensure_dagster_home  # noqa: F401
+from pipeline.instances import ensure_dagster_home
 from pipeline.resources.paths import private_dirs
 
 PROJECT = Path(__file__).resolve().parent.parent

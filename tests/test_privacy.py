@@ -31,8 +31,8 @@ from conftest import fast_scratch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline.instances import INSTANCE_TEMPLATE
 from pipeline.rules.ids import check_char, repair_id
-from pipeline.runner import INSTANCE_TEMPLATE
 from pipeline.sample.generator import ANSWER_KEY, generate
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -42,9 +42,9 @@ import duckdb
 import pytest
 from builders import SheetSpec, default_village, household, make_id, member, write_registry, write_survey, write_villages
 
+from pipeline.instances import INSTANCE_TEMPLATE
 from pipeline.io.inputs import FILE_READ, FILE_UNREADABLE
 from pipeline.io.survey import MAX_FILE_BYTES
-from pipeline.runner import INSTANCE_TEMPLATE
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 900  # one whole run of a small district, on a loaded 2-core machine

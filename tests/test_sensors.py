@@ -286,7 +286,7 @@ def test_instance_template_limits_the_warehouse_pool_and_the_run_queue(tmp_path)
     import yaml
 
     from pipeline import runner
-    from pipeline.runner import INSTANCE_TEMPLATE, ensure_dagster_home
+    from pipeline.instances import INSTANCE_TEMPLATE, ensure_dagster_home
 
     config = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1

@@ -22,10 +22,10 @@ from fakes import FakeGreatExpectations
 
 from pipeline import cli, runner
 from pipeline.assets.signoff import CONFIRMATION_FILE, LOG_FILE, MANIFEST_FILE
+from pipeline.instances import ensure_dagster_home
 from pipeline.readiness import PACKAGE_ASSETS, gate_reasons, input_files, package_files
 from pipeline.resources import build_resources
 from pipeline.rules.notices import ANNOUNCEMENT_FILE
-from pipeline.runner import ensure_dagster_home
 
 pytestmark = [pytest.mark.integration]
 

@@ -109,7 +109,7 @@ def ui(tmp_path_factory, dagster_home):
     with pytest.MonkeyPatch.context() as mp:  # the CLI run: same data root, warehouse and instance
         mp.setenv("DAGSTER_HOME", str(home))
         mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
-        from pipeline.runner import ensure_dagster_home
+        from pipeline.instances import ensure_dagster_home
 
         ensure_dagster_home(home)
         run_cli_pipeline(raw, base)
