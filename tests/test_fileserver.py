@@ -10,8 +10,11 @@ from pipeline.fileserver import make_server, serve_in_background
 from pipeline.resources.paths import download_url
 
 
-@pytest.fixture
-def served(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One server for the module: every test only reads through it (the refused methods check
+    that the file is unchanged). Its shutdown waits out serve_forever's 0.5 s poll, once."""
+    tmp_path = tmp_path_factory.mktemp("served")
     reports = tmp_path / "reports"
     (reports / "draft").mkdir(parents=True)
     (reports / "draft" / "附件2_返贫（重点扶持）人口统计表.xlsx").write_bytes(b"PK\x03\x04 annex")

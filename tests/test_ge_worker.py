@@ -103,10 +103,10 @@ def test_a_worker_whose_run_was_killed_ends_and_its_folder_goes(tmp_path):
 
     import psutil
 
-    script = ("import time; from pipeline.checks.ge_worker import GEWorker; w = GEWorker().start(); "
-              "print(w.proc.pid, w.folder, flush=True); time.sleep(600)")
+    script = ("import sys, time; from pipeline.checks.ge_worker import GEWorker; w = GEWorker().start(); "
+              "print(w.proc.pid, w.folder, 'pandas' in sys.modules, flush=True); time.sleep(600)")
     run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    pid, folder = run.stdout.readline().split()
+    pid, folder, pandas_imported = run.stdout.readline().split()
     run.kill()  # while the worker is still importing GE (8-14 s here): it must not finish that first
     run.wait()
     deadline = time.monotonic() + 5
@@ -115,6 +115,8 @@ def test_a_worker_whose_run_was_killed_ends_and_its_folder_goes(tmp_path):
         time.sleep(0.2)
     from pathlib import Path
 
+    # the worker's module imports nothing heavy before main() starts the watch (pandas is ~1.5 s here)
+    assert pandas_imported == "False"
     assert Path(folder).exists()
     GEWorker().stop()
     assert not Path(folder).exists()

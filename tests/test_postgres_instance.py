@@ -96,11 +96,20 @@ def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, ho
     ws = workspace(tmp_path)
     # a run submitted to the queue while the server is up (the daemon is not running yet), by
     # `dagster job launch` (the command line of the dagster script's entry point, dagster._cli:main)
-    # in this process: the same command on the same instance, one Python start and Dagster import less
+    # in this process: the same command on the same instance, one Python start and Dagster import
+    # less. It reads the job from the workspace's one code location loaded in this process, as
+    # `dagster definitions validate` loads one, not from a code server started for the purpose (a
+    # second Python start and Dagster import): the queued run names the same location, which the
+    # daemon's own code server serves when it launches the run
+    import dagster._cli.job
     from dagster._cli import create_dagster_cli
 
-    launched = create_dagster_cli().main(["job", "launch", "-w", str(ws), "-j", "ping_job"], prog_name="dagster",
-                                         standalone_mode=False)
+    workspace_from_cli_opts = dagster._cli.job.get_workspace_from_cli_opts
+    with monkeypatch.context() as m:
+        m.setattr(dagster._cli.job, "get_workspace_from_cli_opts",
+                  lambda *args, **kwargs: workspace_from_cli_opts(*args, **kwargs, allow_in_process=True))
+        launched = create_dagster_cli().main(["job", "launch", "-w", str(ws), "-j", "ping_job"], prog_name="dagster",
+                                             standalone_mode=False)
     assert launched.status == dg.DagsterRunStatus.QUEUED
     capsys.readouterr()  # what the launch printed: the messages checked below are the outage's
     with open_instance(home) as instance:
@@ -158,16 +167,18 @@ def test_server_down_one_clear_message_and_the_queued_run_is_not_lost(server, ho
         deadline = time.monotonic() + 240
         restarts = 0
         status = None
-        while time.monotonic() < deadline:
-            if daemon.poll() is not None:  # what systemd's Restart=always does
-                restarts += 1
-                daemon = start_daemon(ws, log)
-            with open_instance(home) as instance:
+        # the server is back: one instance for the polls (opening one checks the schema, ~0.3 s and
+        # a few connections each time), asked every 0.5 s until the daemon has run the queued run
+        with open_instance(home) as instance:
+            while time.monotonic() < deadline:
+                if daemon.poll() is not None:  # what systemd's Restart=always does
+                    restarts += 1
+                    daemon = start_daemon(ws, log)
                 status = instance.get_run_by_id(run_id).status
                 runs = instance.get_runs_count()
-            if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
-                break
-            time.sleep(0.5)
+                if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE):
+                    break
+                time.sleep(0.5)
         print(f"queued run {run_id[:8]}: {status}; daemon restarts {restarts}; runs in the instance {runs}")
         assert status == dg.DagsterRunStatus.SUCCESS, log.read_text(errors="replace")[-3000:]
         assert runs == 1

@@ -4,6 +4,8 @@ WorkingDirectory, EnvironmentFile; a clean environment as systemd gives) answer:
 loopback, the daemon ticks the sensors, the download server serves. On the PostgreSQL instance
 when HUITOUKAN_TEST_PG_URL is set (.ci/run), else SQLite. Bounded waits throughout."""
 
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -14,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from conftest import fast_scratch
@@ -143,6 +146,23 @@ def wait_for(what: str, check, timeout: float, procs: dict, every: float = 0.5):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{tails}")
 
 
+def pre_start_in_process(pre: list[str], env: dict[str, str], workdir: Path) -> tuple[int, str, str]:
+    """An ExecStartPre line ``<venv>/bin/python -m pipeline.cli ARGS`` run as ``huitoukan ARGS``
+    in this process, in the unit's environment (only it) and working directory: (exit code,
+    stdout, stderr). The same command, without a Python start and Dagster import of its own
+    before the units may start; the units' processes below start that interpreter, as
+    ``-m pipeline.…``, in the same environment and folder (the download server's is
+    ``python -m pipeline.fileserver``)."""
+    python, flag, module, *args = pre
+    assert (Path(python), flag, module) == (Path(sys.executable).parent / "python", "-m", "pipeline.cli"), pre
+    assert os.access(python, os.X_OK)
+    out, err = io.StringIO(), io.StringIO()
+    with (mock.patch.dict(os.environ, env, clear=True), contextlib.chdir(workdir),
+          contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)):
+        code = cli.main(args)
+    return code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture
 def running_service(tmp_path, tmp_path_factory):
     # the service's folders (its SQLite instance: every sensor tick and daemon heartbeat a commit,
@@ -167,9 +187,9 @@ def _running_service(base: Path, tmp_path: Path):
             pre = service.unit_pre_start(text)
             if pre and (key := (tuple(pre), tuple(sorted(env.items())), workdir)) not in checked:
                 # ExecStartPre: the instance answers (the webserver's and the daemon's are the
-                # same line in the same environment: a second Python start would answer the same)
-                done = subprocess.run(pre, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
-                assert done.returncode == 0 and "可以连接" in done.stdout, done.stderr
+                # same line in the same environment: a second run would answer the same)
+                code, out, err = pre_start_in_process(pre, env, workdir)
+                assert code == 0 and "可以连接" in out, err
                 checked.add(key)
             log = tmp_path / f"{path.stem}.log"
             with log.open("wb") as fh:

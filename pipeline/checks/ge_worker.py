@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 from pipeline.privacy import mask_text
-from pipeline.readiness import office_stamp
 
 FOLDER_PREFIX = "huitoukan-ge-"
 OUTCOMES = "outcomes.pickle"
@@ -154,6 +153,7 @@ def run_job(request: dict) -> None:
 
     from pipeline.checks import datadocs
     from pipeline.checks.expectations import as_nullable_flags, validate
+    from pipeline.readiness import office_stamp  # pandas: not imported before the watch on the run starts
 
     folder = Path(request["folder"])
     frames = {name: as_nullable_flags(pd.read_pickle(folder / f"{name}.pickle")) for name in request["suites"]}
