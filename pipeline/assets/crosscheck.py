@@ -1,9 +1,9 @@
 """Cross-check (比对): the nine departments' extracts, and the findings X1–X4, D1–D5 of rules.md.
 
 One asset per department folder (``dept_<key>``), the nine built in one step: every file read and
-unioned, IDs repaired, dates and amounts typed, each row with its file and row. A department that has not answered yet is a
-visible state ("未返回"), with an empty table — never a failure. ``department_returns`` is the
-one table that says which departments answered (sign-off reads it).
+unioned, IDs repaired, dates and amounts typed, each row with its file and row. A department that
+has not answered yet is a visible state ("未返回"), with an empty table — never a failure.
+``department_returns`` is the one table that says which departments answered (sign-off reads it).
 """
 
 
