@@ -142,10 +142,13 @@ def run_signoff(resources: dict, signer: str, decision: str, comment: str = "", 
 
 
 def root_cause(error) -> str:
-    """The innermost error's first line (Dagster wraps the asset's own exception)."""
+    """The innermost error's first line (Dagster wraps the asset's own exception); for a failed
+    blocking check, all of it: the checks are named on the lines after the first."""
     while getattr(error, "cause", None) is not None:
         error = error.cause
-    lines = [line for line in (error.message or "").strip().splitlines() if line.strip()]
+    lines = [line.strip() for line in (error.message or "").strip().splitlines() if line.strip()]
+    if error.cls_name == "DagsterAssetCheckFailedError":
+        return " ".join(lines)
     return lines[0] if lines else error.cls_name or "unknown error"
 
 

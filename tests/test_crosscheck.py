@@ -316,6 +316,33 @@ def test_every_department_was_read_and_returned(district):
     assert got == {key: (True, len(rows)) for key, rows in DEPT.items()}
 
 
+
+def test_one_department_is_rebuilt_alone_in_the_step_that_builds_all_nine(district, tmp_path):
+    """The nine department tables are one step (one Dagster step, one warehouse connection) but
+    stay nine assets: materializing one rebuilds that one, with its own metadata and build time."""
+    import shutil
+
+    import dagster as dg
+
+    from pipeline.assets.crosscheck import department_extracts
+    from pipeline.resources import build_resources
+
+    warehouse, _ = district
+    copy = shutil.copy(warehouse, tmp_path / "w.duckdb")
+    before = dict(_query(copy, "SELECT asset, built_at FROM asset_builds WHERE asset LIKE 'dept_%'"))
+    assert set(before) == {f"dept_{d.key}" for d in DEPARTMENTS}
+    resources = build_resources(raw_dir=warehouse.parent / "raw", warehouse=copy, reports_dir=tmp_path / "reports")
+    result = dg.materialize([department_extracts], selection=["dept_tax"], resources=resources,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    (materialization,) = result.get_asset_materialization_events()
+    assert materialization.asset_key == dg.AssetKey("dept_tax")
+    meta = materialization.materialization.metadata
+    assert meta["dagster/row_count"].value == len(DEPT["tax"]) and meta["status"].value == "已返回"
+    after = dict(_query(copy, "SELECT asset, built_at FROM asset_builds WHERE asset LIKE 'dept_%'"))
+    assert after["dept_tax"] > before["dept_tax"]
+    assert {k: v for k, v in after.items() if k != "dept_tax"} == {k: v for k, v in before.items() if k != "dept_tax"}
+
 def test_findings_per_household_are_exactly_the_planted_ones(district):
     warehouse, _ = district
     got: dict[str, set[str]] = {}

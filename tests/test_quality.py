@@ -694,6 +694,88 @@ def test_blocking_checks_pass_and_data_checks_warn(first):
             ("households", "one_head"), ("data_problems", "no_open_blocking_problems")} <= failing
 
 
+
+def test_structural_checks_are_evaluated_in_their_assets_step(first):
+    """The blocking checks are declared on their assets and evaluated in the step that builds them
+    (no step of their own: each would cost Dagster's bookkeeping and a warehouse connection)."""
+    steps = {(e.event_specific_data.asset_key.to_user_string(), e.event_specific_data.check_name): e.step_key
+             for e in first.result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert steps[("households", "hh_uid_unique")] == "households"
+    assert steps[("members", "member_uid_unique")] == "members"
+    assert steps[("classification", "held_back_households_not_classified")] == "classification"
+    for n in range(2, 7):
+        assert steps[(f"annex{n}", "no_held_back_household")] == f"annex{n}"
+
+
+def _from_classification_on(first, district, out: Path):
+    """classification and everything after it but the sign-off, on a copy of the first run's warehouse."""
+    import dagster as dg
+    from fakes import FakeGreatExpectations
+
+    from pipeline.definitions import all_assets
+    from pipeline.jobs import SIGNOFF_ASSET
+    from pipeline.resources import build_resources
+
+    raw, _ = district
+    warehouse = shutil.copy(first.warehouse, out / "warehouse.duckdb")
+    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=out / "reports",
+                                ge=FakeGreatExpectations())
+    selection = dg.AssetSelection.assets("classification").downstream() - dg.AssetSelection.assets(SIGNOFF_ASSET)
+    result = dg.materialize(all_assets, selection=selection, resources=resources, raise_on_error=False,
+                            instance=dg.DagsterInstance.ephemeral())
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    return result, started, checks
+
+
+def test_a_held_back_household_in_the_classification_stops_the_annexes(first, district, tmp_path, monkeypatch):
+    """Blocking: when classification gives a held-back household a 附件 flag, its check fails and
+    no 附件 and no sign-off readiness is built in that run."""
+    import dagster as dg
+
+    from pipeline import runner
+    from pipeline.assets import classify
+
+    monkeypatch.setattr(classify, "CLASSIFICATION_SQL",
+                        classify.CLASSIFICATION_SQL + "\nUPDATE classification SET in_annex6 = true WHERE blocked;")
+    result, started, checks = _from_classification_on(first, district, tmp_path)
+    check = checks[("classification", "held_back_households_not_classified")]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["failing count"].value == len(first.query("SELECT 1 FROM classification WHERE blocked"))
+    assert not result.success
+    ((step, cause),) = runner.step_failures(result)  # what `huitoukan run` prints
+    assert step == "classification"
+    assert cause.endswith("blocking asset check failed with ERROR severity: classification: "
+                          "held_back_households_not_classified"), cause
+    assert "classification" in started
+    assert not started & {"annex2", "annex3", "annex4", "annex5", "annex6", "signoff_readiness"}, started
+    assert not (tmp_path / "reports" / "draft").exists() or not list((tmp_path / "reports" / "draft").glob("附件6*"))
+
+
+def test_a_held_back_household_in_a_written_annex_stops_the_sign_off(first, district, tmp_path, monkeypatch):
+    """Write–audit–publish: a 附件 file that lists a held-back household (a writer's fault, the
+    classification being right) fails its blocking audit, read back from the file, and the
+    sign-off readiness is not built."""
+    import dagster as dg
+
+    from pipeline.assets import reports
+    from pipeline.rules.annex import annex_sql
+
+    def leaky_frame(con, annex):
+        return con.execute(annex_sql(annex).replace(f"WHERE {annex.where}", f"WHERE ({annex.where}) OR c.blocked")).df()
+
+    monkeypatch.setattr(reports, "annex_frame", leaky_frame)
+    result, started, checks = _from_classification_on(first, district, tmp_path)
+    assert checks[("classification", "held_back_households_not_classified")].passed
+    held = len(first.query("SELECT 1 FROM classification WHERE blocked"))
+    for n in range(4, 7):  # the household tables: one row per held-back household
+        audit = checks[(f"annex{n}", "no_held_back_household")]
+        assert not audit.passed and audit.severity == dg.AssetCheckSeverity.ERROR
+        assert audit.metadata["failing count"].value == held
+        assert (tmp_path / "reports" / "draft" / ANNEX[n]).exists()
+    assert not result.success
+    assert "signoff_readiness" not in started
+
 def test_clean_district_passes_every_check(clean):
     failing = {k: ev.metadata.get("failing count") for k, ev in clean.checks().items() if not ev.passed}
     assert failing == {}

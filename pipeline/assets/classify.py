@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from pipeline.checks.asset_checks import HELD_BACK_NOT_CLASSIFIED, held_back_households_not_classified
 from pipeline.resources import WAREHOUSE_POOL, SettingsResource, WarehouseResource
 from pipeline.rules.classification import CLASSIFICATION_SQL
 from pipeline.rules.guarantees import GUARANTEES_SQL
@@ -38,7 +39,8 @@ def household_guarantees(context: dg.AssetExecutionContext,
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
-          deps=["household_income", "household_guarantees", "household_findings", "data_problems"])
+          deps=["household_income", "household_guarantees", "household_findings", "data_problems"],
+          check_specs=[HELD_BACK_NOT_CLASSIFIED])
 def classification(context: dg.AssetExecutionContext,
                    warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
     """分类结果：每户的附件2、附件3类别，是否列入附件4–6，以及核查疑点。
@@ -52,6 +54,7 @@ def classification(context: dg.AssetExecutionContext,
                                     count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
                                     count(*) FILTER (WHERE in_annex6), count(*) FILTER (WHERE blocked)
                              FROM classification""").fetchone()
+        held_back = held_back_households_not_classified(con)
     return dg.MaterializeResult(metadata=dict(zip(
         ["附件2 households", "附件3 households", "附件4 households", "附件5 households", "附件6 households",
-         "held back (blocking problems)"], row)))
+         "held back (blocking problems)"], row)), check_results=[held_back])

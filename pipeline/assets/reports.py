@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from pipeline.checks.asset_checks import held_back_rows, published_audit, published_audit_spec
 from pipeline.io.excel import summarize, write_annex_workbook, write_notice_workbook, write_sheets_workbook
 from pipeline.layout import DRAFT_DIR
 from pipeline.metadata import download_links, masked_sample
@@ -30,16 +31,19 @@ GROUP = "step7_reports"
 
 def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
     @dg.asset(name=annex.key, group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"excel"}, deps=["classification"],
+              check_specs=[published_audit_spec(annex)],
               description=f"{annex.filename.removesuffix('.xlsx')}：草稿，位于 reports/{DRAFT_DIR}/，"
                           "可直接打印归档（明细、汇总、设置）。(the draft, laid out to print and file as it is.)")
     def _annex(paths: PathsResource, warehouse: WarehouseResource, settings: SettingsResource) -> dg.MaterializeResult:
         s = settings.get()
         with warehouse.connect(read_only=True) as con:
             rows = annex_frame(con, annex)
+            held = held_back_rows(con)
         path = paths.report_path(paths.draft / annex.filename)
         summary = summarize(rows, by="办事处", household_key="_household", unit=annex.unit,
                             split_by=annex.split_by, split_values=annex.split_values)
         _write(path, annex, rows, summary, s)
+        audit = published_audit(annex, path, held)  # the file as written, read back (write–audit–publish)
         per = rows.groupby("办事处")["_household"].nunique().to_dict() if len(rows) else {}
         return dg.MaterializeResult(metadata={
             "dagster/row_count": len(rows),
@@ -47,7 +51,7 @@ def build_annex_asset(annex: Annex) -> dg.AssetsDefinition:
             "各办事处户数（households per 办事处）": dg.MetadataValue.json({k: int(v) for k, v in per.items()}),
             "示例（已遮盖，masked sample）": masked_sample(rows),
             **download_links(paths, path),
-        })
+        }, check_results=[audit])
 
     return _annex
 

@@ -10,8 +10,11 @@ Two kinds, on purpose:
 - **Blocking errors** (``ERROR``, ``blocking=True``): failures that mean the pipeline itself is
   wrong and must not publish — surrogate keys that are not unique (every join would double
   count), a household with an open blocking problem that reached ``classification``'s 附件 flags,
-  or one found in a written 附件 file. A failing blocking check stops the downstream steps of the
-  run (the 附件 tables, sign-off).
+  or one found in a written 附件 file. These are declared on their assets (``check_specs``) and
+  evaluated in the asset's own step, right after it is built: the functions here take the step's
+  warehouse connection (the audits read the written file back). A failing blocking check fails
+  that step — the asset is already written, write–audit–publish — and so stops the downstream
+  steps of the run (the 附件 tables, sign-off).
 
 Metadata carries counts and masked samples only (``210505********123X``, ``张*``).
 """
@@ -30,7 +33,7 @@ from pipeline.privacy import mask_id, mask_name
 from pipeline.readiness import office_stamp
 from pipeline.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from pipeline.resources.quality import GreatExpectationsResource
-from pipeline.rules.annex import ANNEXES, Annex
+from pipeline.rules.annex import Annex
 
 PRIORITY_TAG = "dagster/priority"  # op tag: among the steps ready to run, the higher goes first
 SAMPLE = 10
@@ -137,18 +140,24 @@ def ge_check_results(con, outcomes: dict, failure: str = "") -> Iterator[dg.Asse
 # --------------------------------------------------------------------------------------------
 
 
-def _unique_key_check(asset: str, table: str, key: str, label: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=f"{key}_unique", blocking=True, pool=WAREHOUSE_POOL,
-                    description=f"每行{label}有唯一的内部编号 {key}（村代码|文件|Excel行号）。Structural: every "
-                                "join of the pipeline relies on it; nothing downstream runs while it fails.")
-    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.connect(read_only=True) as con:
-            n, dup, null = con.execute(
-                f"SELECT count(*), count(*) - count(DISTINCT {key}), count(*) - count({key}) FROM {table}").fetchone()
-        return dg.AssetCheckResult(passed=dup == 0 and null == 0, severity=dg.AssetCheckSeverity.ERROR,
-                                   metadata={"rows": n, "failing count": dup + null, "duplicates": dup, "empty": null})
+def unique_key_spec(table: str, key: str, label: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(f"{key}_unique", asset=table, blocking=True,
+                             description=f"每行{label}有唯一的内部编号 {key}（村代码|文件|Excel行号）。Structural: every "
+                                         "join of the pipeline relies on it; nothing downstream runs while it fails.")
 
-    return _check
+
+HH_UID_UNIQUE = unique_key_spec("households", "hh_uid", "家庭记录")
+MEMBER_UID_UNIQUE = unique_key_spec("members", "member_uid", "成员记录")
+
+
+def unique_key_result(con, spec: dg.AssetCheckSpec, key: str) -> dg.AssetCheckResult:
+    """The check ``spec``: ``key`` is filled and unique in the spec's table (its asset)."""
+    table = spec.asset_key.to_user_string()
+    n, dup, null = con.execute(
+        f"SELECT count(*), count(*) - count(DISTINCT {key}), count(*) - count({key}) FROM {table}").fetchone()
+    return dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=dup == 0 and null == 0,
+                               severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"rows": n, "failing count": dup + null, "duplicates": dup, "empty": null})
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,22 +172,25 @@ WHERE c.blocked
 """
 
 
-@dg.asset_check(asset="classification", name="held_back_households_not_classified", blocking=True,
-                pool=WAREHOUSE_POOL,
-                description="没有未处理“必须修改”问题的户才进入附件2–6：every household with an open blocking "
-                            "problem is marked held back and has no 附件 flag. Blocking: the 附件 tables are not "
-                            "written while it fails.")
-def held_back_households_not_classified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
-        leaked = con.execute("""
-            SELECT h.village_code, h.file, h.row, h.head_name, h.head_id
-            FROM classification c JOIN households h USING (hh_uid)
-            WHERE (h.hh_key IN (SELECT hh_key FROM open_problems WHERE blocking) AND NOT c.blocked)
-               OR (c.blocked AND (c.annex2_category IS NOT NULL OR c.annex3_category IS NOT NULL
-                                  OR c.in_annex4 OR c.in_annex5 OR c.in_annex6))
-            ORDER BY 1, 2, 3""").df()
-        held = con.execute("SELECT count(*) FROM classification WHERE blocked").fetchone()[0]
+HELD_BACK_NOT_CLASSIFIED = dg.AssetCheckSpec(
+    "held_back_households_not_classified", asset="classification", blocking=True,
+    description="没有未处理“必须修改”问题的户才进入附件2–6：every household with an open blocking "
+                "problem is marked held back and has no 附件 flag. Blocking: the 附件 tables are not "
+                "written while it fails.")
+
+
+def held_back_households_not_classified(con) -> dg.AssetCheckResult:
+    """The check HELD_BACK_NOT_CLASSIFIED on the classification just written (``con`` sees it)."""
+    leaked = con.execute("""
+        SELECT h.village_code, h.file, h.row, h.head_name, h.head_id
+        FROM classification c JOIN households h USING (hh_uid)
+        WHERE (h.hh_key IN (SELECT hh_key FROM open_problems WHERE blocking) AND NOT c.blocked)
+           OR (c.blocked AND (c.annex2_category IS NOT NULL OR c.annex3_category IS NOT NULL
+                              OR c.in_annex4 OR c.in_annex5 OR c.in_annex6))
+        ORDER BY 1, 2, 3""").df()
+    held = con.execute("SELECT count(*) FROM classification WHERE blocked").fetchone()[0]
     return dg.AssetCheckResult(
+        asset_key=HELD_BACK_NOT_CLASSIFIED.asset_key, check_name=HELD_BACK_NOT_CLASSIFIED.name,
         passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"failing count": len(leaked), "households held back": int(held),
                   "示例（已遮盖，masked sample）": _household_sample(leaked)})
@@ -239,37 +251,37 @@ def _held_keys(held: pd.DataFrame, annex: Annex) -> set[str]:
             for v, h, n in zip(held["village_name"], held["head_id"], held["head_name"])}
 
 
-def build_published_audit(annex: Annex) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=annex.key, name="no_held_back_household", blocking=True, pool=WAREHOUSE_POOL,
-                    additional_deps=["classification"],
-                    description=f"{annex.filename.split('_')[0]}的文件中没有被暂缓的户（有未处理“必须修改”问题的户）。"
-                                "Audit of the written file: blocking, so sign-off does not run while it fails.")
-    def _audit(paths: PathsResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        path = paths.draft / annex.filename
-        if not path.exists():
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                                       metadata={"error": f"{path.name} was not written"})
-        rows = read_detail_rows(path)
-        with warehouse.connect(read_only=True) as con:
-            held = con.execute(HELD_BACK_SQL).df()
-        keys = _published_keys(rows, annex)
-        leaked = rows[keys.isin(_held_keys(held, annex)).to_numpy()] if len(rows) else rows
-        id_column = "身份证号" if annex.unit == "person" else "户主身份证号"
-        return dg.AssetCheckResult(
-            passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"failing count": len(leaked), "rows in file": len(rows),
-                      "暂不列入的户（households held back）": int(held["hh_uid"].nunique()) if len(held) else 0,
-                      "示例（已遮盖，masked sample）": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
-
-    return _audit
+def published_audit_spec(annex: Annex) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "no_held_back_household", asset=annex.key, blocking=True, additional_deps=["classification"],
+        description=f"{annex.filename.split('_')[0]}的文件中没有被暂缓的户（有未处理“必须修改”问题的户）。"
+                    "Audit of the written file: blocking, so sign-off does not run while it fails.")
 
 
-published_audits = [build_published_audit(a) for a in ANNEXES.values()]
+def held_back_rows(con) -> pd.DataFrame:
+    """The held-back households (with their members) the published audits look for."""
+    return con.execute(HELD_BACK_SQL).df()
 
-asset_checks = [
-    great_expectations,
-    _unique_key_check("households", "households", "hh_uid", "家庭记录"),
-    _unique_key_check("members", "members", "member_uid", "成员记录"),
-    held_back_households_not_classified,
-    *published_audits,
-]
+
+def published_audit(annex: Annex, path: Path, held: pd.DataFrame) -> dg.AssetCheckResult:
+    """The check ``no_held_back_household`` of a written 附件: none of the ``held`` households (from
+    held_back_rows) is in the file at ``path``, read back as a reader of the file would."""
+    spec = published_audit_spec(annex)
+    if not path.exists():
+        return dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name, passed=False,
+                                   severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata={"error": f"{path.name} was not written"})
+    rows = read_detail_rows(path)
+    keys = _published_keys(rows, annex)
+    leaked = rows[keys.isin(_held_keys(held, annex)).to_numpy()] if len(rows) else rows
+    id_column = "身份证号" if annex.unit == "person" else "户主身份证号"
+    return dg.AssetCheckResult(
+        asset_key=spec.asset_key, check_name=spec.name, passed=leaked.empty, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failing count": len(leaked), "rows in file": len(rows),
+                  "暂不列入的户（households held back）": int(held["hh_uid"].nunique()) if len(held) else 0,
+                  "示例（已遮盖，masked sample）": masked_sample(leaked, n=SAMPLE, columns=["村", "户主姓名", id_column])})
+
+
+# Every check but Great Expectations is declared on its asset (check_specs) and evaluated in the
+# asset's own step: a step of its own costs ~0.1 s of Dagster bookkeeping and a warehouse connect.
+asset_checks = [great_expectations]
