@@ -101,6 +101,27 @@ def workbooks(reports: Path) -> list[Path]:
     return sorted(p for p in reports.rglob("*.xlsx") if not p.name.startswith("."))
 
 
+class Workbooks:
+    """Every workbook a test reads, loaded once for the module and shared (full mode: styles,
+    page setup, merged cells): loading them is most of the paper tests' time — 附件1's summary,
+    ~2,300 member rows, takes seconds, and seven tests read it. The tests only read them, and never
+    ask for a cell outside a sheet's used range (openpyxl would create it, and the next test would
+    see a larger sheet)."""
+
+    def __init__(self):
+        self._loaded: dict[Path, openpyxl.Workbook] = {}
+
+    def __call__(self, path: Path) -> openpyxl.Workbook:
+        if path not in self._loaded:
+            self._loaded[path] = openpyxl.load_workbook(path)
+        return self._loaded[path]
+
+
+@pytest.fixture(scope="module")
+def book(paper) -> Workbooks:
+    return Workbooks()
+
+
 def visible(wb):
     return [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
 
@@ -110,13 +131,13 @@ def visible(wb):
 # --------------------------------------------------------------------------------------------
 
 
-def test_every_printing_sheet_prints_text_of_at_least_8_pt(paper):
+def test_every_printing_sheet_prints_text_of_at_least_8_pt(paper, book):
     """font size × print scale (paper, orientation, fixed scale or fit-to-width and the column
     widths), for every non-empty cell of every visible sheet of every workbook written."""
     _, _, _, reports = paper
     smallest = []
     for path in workbooks(reports):
-        wb = openpyxl.load_workbook(path)
+        wb = book(path)
         for ws in visible(wb):
             size, cell = printing.smallest_printed_pt(ws)
             smallest.append((size, f"{path.name}/{ws.title}!{cell}"))
@@ -132,18 +153,18 @@ def test_every_printing_sheet_prints_text_of_at_least_8_pt(paper):
     print("smallest printed text:", min(smallest))
 
 
-def test_settings_and_code_sheets_are_hidden(paper):
+def test_settings_and_code_sheets_are_hidden(paper, book):
     _, _, _, reports = paper
     for path in workbooks(reports):
-        wb = openpyxl.load_workbook(path, read_only=True)
+        wb = book(path)
         for ws in wb.worksheets:
             if ws.title in ("设置", "代码表"):
                 assert ws.sheet_state == "hidden", (path.name, ws.title)
 
 
-def test_wrapped_text_rows_have_their_height(paper):
+def test_wrapped_text_rows_have_their_height(paper, book):
     _, _, _, reports = paper
-    ws = openpyxl.load_workbook(reports / "draft" / "核查比对结果表.xlsx")["明细"]
+    ws = book(reports / "draft" / "核查比对结果表.xlsx")["明细"]
     tall = 0
     for row in ws.iter_rows(min_row=4):
         if not isinstance(row[0].value, int):  # 合计, the signature line
@@ -159,11 +180,11 @@ def test_wrapped_text_rows_have_their_height(paper):
     assert tall, "the sample has long findings that wrap"
 
 
-def test_titles_and_row_2_are_merged_across_the_printed_width(paper):
+def test_titles_and_row_2_are_merged_across_the_printed_width(paper, book):
     _, _, _, reports = paper
     for path in [*sorted((reports / "draft").glob("*.xlsx")), reports / "问题汇总.xlsx"
                  if (reports / "问题汇总.xlsx").exists() else reports / "problems" / "问题汇总.xlsx"]:
-        wb = openpyxl.load_workbook(path)
+        wb = book(path)
         for ws in visible(wb):
             if ws.title in (charts.INCOME_SHEET, charts.PROGRESS_SHEET):
                 continue  # a chart and its figures, no table
@@ -217,7 +238,7 @@ def _printed_pages(pdf_path: Path) -> list[tuple[list[float], str]]:
 
 
 @pytest.mark.printing
-def test_libreoffice_prints_every_output_legibly(paper, tmp_path):
+def test_libreoffice_prints_every_output_legibly(paper, book, tmp_path):
     soffice = _soffice()
     if soffice is None:
         if os.environ.get("CI"):
@@ -252,7 +273,7 @@ def test_libreoffice_prints_every_output_legibly(paper, tmp_path):
     print("smallest printed text (pt):", sizes)
     assert min(sizes.values()) >= printing.MIN_PRINTED_PT - 0.05, sizes
     notice = next(p.name for p in chosen if p.parent.name != "public" and p.name.endswith(NOTICE_SUFFIX))
-    rows = openpyxl.load_workbook(next(p for p in chosen if p.name == notice)).active.max_row
+    rows = book(next(p for p in chosen if p.name == notice)).active.max_row
     assert pages[notice] <= max(1, math.ceil(rows / 30)) + 1  # about one A4 page per 30 households
 
 
@@ -296,15 +317,15 @@ def _totals(ws):
     return None
 
 
-def test_persons_are_counted_one_way(paper):
+def test_persons_are_counted_one_way(paper, book):
     _, _, warehouse, reports = paper
-    wb = openpyxl.load_workbook(reports / "draft" / "附件1_入户调查汇总表.xlsx", read_only=True)
+    wb = book(reports / "draft" / "附件1_入户调查汇总表.xlsx")
     _, persons_hh = _totals(wb["家庭基本情况"])
     _, persons_m = _totals(wb["家庭成员情况"])
     summary = list(wb["汇总"].iter_rows(values_only=True))
     header = summary[2]
     total = next(r for r in summary if r[0] == "合计")
-    cover = openpyxl.load_workbook(reports / "problems" / "问题汇总.xlsx", read_only=True)["覆盖情况"]
+    cover = book(reports / "problems" / "问题汇总.xlsx")["覆盖情况"]
     rows = list(cover.iter_rows(values_only=True))
     surveyed = next(r for r in rows if r[0] == "合计")[rows[2].index("调查人数")]
     assert persons_hh == persons_m == total[header.index("人数")] == surveyed
@@ -316,28 +337,26 @@ def test_persons_are_counted_one_way(paper):
     assert orphans >= 1, "the sample plants a member whose household is not surveyed (B4)"
 
 
-def test_village_workbooks_carry_no_detection_threshold(paper):
+def test_village_workbooks_carry_no_detection_threshold(paper, book):
     _, _, _, reports = paper
     labels = {LABELS[k] for k in DETECTION_THRESHOLDS}
     for path in (reports / "problems").rglob("*_问题清单.xlsx"):
-        wb = openpyxl.load_workbook(path)
+        wb = book(path)
         record = {r[0] for r in wb["设置"].iter_rows(values_only=True)}
         assert not labels & record, path.name
         assert not any(label in (wb.properties.description or "") for label in labels)
         for ws in visible(wb):
             for row in ws.iter_rows(values_only=True):
                 assert not any(isinstance(v, str) and re.search(r"\d+–\d+元", v) for v in row), path.name
-    record = {r[0] for r in openpyxl.load_workbook(reports / "draft" / ANNEXES["annex4"].filename)["设置"]
-              .iter_rows(values_only=True)}
+    record = {r[0] for r in book(reports / "draft" / ANNEXES["annex4"].filename)["设置"].iter_rows(values_only=True)}
     assert labels <= record  # the district's own drafts record them
 
 
-def test_times_are_written_as_people_read_them(paper):
+def test_times_are_written_as_people_read_them(paper, book):
     _, _, _, reports = paper
-    for path in [*workbooks(reports)]:
-        wb = openpyxl.load_workbook(path, read_only=True)
-        for ws in wb.worksheets:
-            for row in ws.iter_rows(max_row=40, values_only=True):
+    for path in workbooks(reports):
+        for ws in book(path).worksheets:
+            for row in ws.iter_rows(max_row=min(40, ws.max_row), values_only=True):
                 for v in row:
                     if isinstance(v, str):
                         for m in _TIME.finditer(v):
@@ -361,7 +380,7 @@ def test_a_notice_per_farming_village_and_per_subdistrict(paper):
     assert len(list(public.rglob("*.xlsx"))) == len(farming) + len(subs)
 
 
-def test_notices_list_the_households_of_annex_2_and_3_and_nothing_private(paper):
+def test_notices_list_the_households_of_annex_2_and_3_and_nothing_private(paper, book):
     key, _, _, reports = paper
     expected = {h["head_id"]: (h["annex2"] or h["annex3"]) for h in key["households"] if h["annex2"] or h["annex3"]}
     by_village = {}
@@ -371,7 +390,7 @@ def test_notices_list_the_households_of_annex_2_and_3_and_nothing_private(paper)
     settings = Settings()
     for v in (v for v in key["villages"] if v["farming"]):
         path = reports / "public" / v["subdistrict_name"] / f"{v['village_code']}_{v['village_name']}{NOTICE_SUFFIX}"
-        wb = openpyxl.load_workbook(path)
+        wb = book(path)
         assert wb.sheetnames == ["公示"]
         ws = wb["公示"]
         cells = [c for row in ws.iter_rows(values_only=True) for c in row if c is not None]
@@ -410,13 +429,13 @@ def test_new_settings_are_in_both_lists():
 # --------------------------------------------------------------------------------------------
 
 
-def test_problem_lists_name_the_file_the_household_and_what_was_typed(paper):
+def test_problem_lists_name_the_file_the_household_and_what_was_typed(paper, book):
     key, raw, _, reports = paper
     from pipeline.rules.problems import LIST_COLUMNS
 
     seen_typed = 0
     for path in (reports / "problems").rglob("*_问题清单.xlsx"):
-        ws = openpyxl.load_workbook(path)["问题清单"]
+        ws = book(path)["问题清单"]
         rows = list(ws.iter_rows(values_only=True))
         assert list(rows[2]) == list(LIST_COLUMNS)
         files = {p.name for p in (raw / "surveys").rglob("*") if p.is_file()}
@@ -430,8 +449,7 @@ def test_problem_lists_name_the_file_the_household_and_what_was_typed(paper):
                 assert "*" not in rec["原值"]  # as typed, unmasked: the list goes back to the typist
                 seen_typed += 1
     assert seen_typed
-    summary = openpyxl.load_workbook(reports / "problems" / "问题汇总.xlsx", read_only=True)
-    for ws in summary.worksheets:
+    for ws in book(reports / "problems" / "问题汇总.xlsx").worksheets:
         for row in ws.iter_rows(values_only=True):
             assert not any(isinstance(v, str) and _ID.search(v) for v in row)
 
@@ -441,46 +459,44 @@ def test_problem_lists_name_the_file_the_household_and_what_was_typed(paper):
 # --------------------------------------------------------------------------------------------
 
 
-def test_annex_titles_labels_units_and_summaries(paper):
+def test_annex_titles_labels_units_and_summaries(paper, book):
     _, _, _, reports = paper
-    wb2 = openpyxl.load_workbook(reports / "draft" / ANNEXES["annex2"].filename)
+    wb2 = book(reports / "draft" / ANNEXES["annex2"].filename)
     assert wb2["明细"]["A1"].value == "本溪市2019年度脱贫质量“回头看”返贫(重点扶持)人口统计表"
     heads = {}
     for k, annex in ANNEXES.items():
-        wb = openpyxl.load_workbook(reports / "draft" / annex.filename)
+        wb = book(reports / "draft" / annex.filename)
         for ws in visible(wb):
             assert ws.oddHeader.left.text == annex.label
             assert "单位：" in ws["A2"].value
         heads[k] = [c.value for c in wb["汇总"][3]]
         assert "单位：户、人" in wb["汇总"]["A2"].value
-    assert "元" in openpyxl.load_workbook(reports / "draft" / ANNEXES["annex4"].filename)["明细"]["A2"].value
+    assert "元" in book(reports / "draft" / ANNEXES["annex4"].filename)["明细"]["A2"].value
     causes = [h for h in heads["annex2"][7:]]
     assert heads["annex2"][3:7] == ["返贫户数", "返贫人数", "重点扶持户数", "重点扶持人数"]
     assert heads["annex3"][3:7] == ["新识别户数", "新识别人数", "重点扶持户数", "重点扶持人数"]
     assert heads["annex3"][7:] == causes and len(causes) == 2 * 13  # zero columns kept, same order
-    a1 = openpyxl.load_workbook(reports / "draft" / "附件1_入户调查汇总表.xlsx", read_only=True)
+    a1 = book(reports / "draft" / "附件1_入户调查汇总表.xlsx")
     assert "汇总表（汇总）" not in a1["汇总"]["A1"].value
 
 
-def test_household_status_is_written_one_way(paper):
+def test_household_status_is_written_one_way(paper, book):
     _, _, _, reports = paper
-    a1 = {r["户状态(比对)"] for r in read_detail_sheet(reports / "draft" / "附件1_入户调查汇总表.xlsx", "家庭基本情况")}
-    cc = {r["户状态"] for r in read_detail_sheet(reports / "draft" / "核查比对结果表.xlsx", "明细")}
+    a1 = {r["户状态(比对)"] for r in detail_rows(book(reports / "draft" / "附件1_入户调查汇总表.xlsx")["家庭基本情况"])}
+    cc = {r["户状态"] for r in detail_rows(book(reports / "draft" / "核查比对结果表.xlsx")["明细"])}
     pattern = re.compile(r"(建档立卡户·.+|历年清退户|一般农户)")
     assert all(pattern.fullmatch(v) for v in a1 | cc if v), a1 | cc
     assert not any("（" in v for v in a1 | cc if v)
 
 
-def read_detail_sheet(path: Path, sheet: str) -> list[dict]:
-    ws = openpyxl.load_workbook(path, read_only=True)[sheet]
+def detail_rows(ws) -> list[dict]:
     rows = list(ws.iter_rows(values_only=True))
     return [dict(zip(rows[2], r)) for r in rows[3:] if isinstance(r[0], int)]
 
 
-def test_progress_shows_no_english_folder_paths(paper):
+def test_progress_shows_no_english_folder_paths(paper, book):
     _, _, _, reports = paper
-    wb = openpyxl.load_workbook(reports / "进度.xlsx", read_only=True)
-    for ws in wb.worksheets:
+    for ws in book(reports / "进度.xlsx").worksheets:
         if ws.title == "设置":
             continue
         for row in ws.iter_rows(values_only=True):
@@ -488,11 +504,11 @@ def test_progress_shows_no_english_folder_paths(paper):
                 assert not (isinstance(v, str) and re.search(r"[A-Za-z_]+/", v)), (ws.title, v)
 
 
-def test_template_instructions_and_widths(paper):
+def test_template_instructions_and_widths(paper, book):
     _, _, _, reports = paper
     from pipeline.io.template import column_dimension
 
-    wb = openpyxl.load_workbook(next((reports / "template").glob("*.xlsx")))
+    wb = book(next((reports / "template").glob("*.xlsx")))
     for row in wb["填表说明"].iter_rows(min_row=2, values_only=True):
         text = row[4] if len(row) > 4 else None
         if isinstance(text, str) and "；" in text:
