@@ -19,7 +19,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import read_detail, run_district
+from conftest import run_district
 from pg_support import instance_env
 
 from pipeline import charts, cli
@@ -43,24 +43,57 @@ def district(tmp_path_factory):
     return key, warehouse, reports
 
 
-def _rows(reports, annex_key):
-    return read_detail(reports / "draft" / ANNEXES[annex_key].filename)
+class Workbooks:
+    """Every workbook a test reads, loaded once for the module and shared (full mode: styles,
+    page setup, merged cells): loading them is most of the paper tests' time — 附件1's summary,
+    ~2,300 member rows, takes seconds, and seven tests read it. The tests only read them, and never
+    ask for a cell outside a sheet's used range (openpyxl would create it, and the next test would
+    see a larger sheet)."""
+
+    def __init__(self):
+        self._loaded: dict[Path, openpyxl.Workbook] = {}
+
+    def __call__(self, path: Path) -> openpyxl.Workbook:
+        if path not in self._loaded:
+            self._loaded[path] = openpyxl.load_workbook(path)
+        return self._loaded[path]
+
+
+@pytest.fixture(scope="module")
+def book() -> Workbooks:
+    return Workbooks()
+
+
+def annex_rows(wb) -> list[dict]:
+    """conftest.read_detail on a loaded workbook: the data rows of a 附件's 明细 sheet as dicts
+    keyed by the header (row 3)."""
+    rows = list(wb["明细"].iter_rows(values_only=True))
+    out = []
+    for row in rows[3:]:
+        if row[0] == "合计" or not isinstance(row[0], int):
+            break
+        out.append(dict(zip(rows[2], row)))
+    return out
+
+
+def _rows(book, reports, annex_key):
+    return annex_rows(book(reports / "draft" / ANNEXES[annex_key].filename))
 
 
 @pytest.mark.parametrize("annex_key,flag", [("annex4", "in_annex4"), ("annex5", "in_annex5"), ("annex6", "in_annex6")])
-def test_household_tables_hold_exactly_the_expected_households(district, annex_key, flag):
+def test_household_tables_hold_exactly_the_expected_households(district, book, annex_key, flag):
     key, _, reports = district
     expected = {h["head_id"] for h in key["households"] if h[flag]}
-    got = [r["户主身份证号"] for r in _rows(reports, annex_key)]
+    got = [r["户主身份证号"] for r in _rows(book, reports, annex_key)]
     assert len(got) == len(set(got)), "a household listed twice"
     assert set(got) == expected
     assert expected, "the sample must put households into every table"
 
 
-def test_household_tables_show_the_expected_income(district):
+def test_household_tables_show_the_expected_income(district, book):
     key, _, reports = district
     truth = {h["head_id"]: h for h in key["households"]}
-    for row in _rows(reports, "annex6"):
+    for row in _rows(book, reports, "annex6"):
         h = truth[row["户主身份证号"]]
         assert row["家庭人口"] == h["size"]
         assert f"{row['年人均纯收入']:.2f}" == h["per_capita"]
@@ -68,19 +101,19 @@ def test_household_tables_show_the_expected_income(district):
 
 
 @pytest.mark.parametrize("annex_key,field", [("annex2", "annex2"), ("annex3", "annex3")])
-def test_person_tables_hold_the_expected_households_and_categories(district, annex_key, field):
+def test_person_tables_hold_the_expected_households_and_categories(district, book, annex_key, field):
     key, _, reports = district
     expected = {h["head_id"]: h[field] for h in key["households"] if h[field]}
-    got = {r["身份证号"]: r["类别"] for r in _rows(reports, annex_key) if r["与户主关系"] == "户主"}
+    got = {r["身份证号"]: r["类别"] for r in _rows(book, reports, annex_key) if r["与户主关系"] == "户主"}
     assert got == expected
 
 
-def test_blocked_households_are_in_no_table(district):
+def test_blocked_households_are_in_no_table(district, book):
     key, _, reports = district
     blocked = {h["head_id"] for h in key["households"] if h["blocking"]}
     assert blocked, "the sample plants blocking problems"
     for annex_key in ("annex4", "annex5", "annex6"):
-        assert not blocked & {r["户主身份证号"] for r in _rows(reports, annex_key)}
+        assert not blocked & {r["户主身份证号"] for r in _rows(book, reports, annex_key)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,27 +132,6 @@ def paper(district):
 
 def workbooks(reports: Path) -> list[Path]:
     return sorted(p for p in reports.rglob("*.xlsx") if not p.name.startswith("."))
-
-
-class Workbooks:
-    """Every workbook a test reads, loaded once for the module and shared (full mode: styles,
-    page setup, merged cells): loading them is most of the paper tests' time — 附件1's summary,
-    ~2,300 member rows, takes seconds, and seven tests read it. The tests only read them, and never
-    ask for a cell outside a sheet's used range (openpyxl would create it, and the next test would
-    see a larger sheet)."""
-
-    def __init__(self):
-        self._loaded: dict[Path, openpyxl.Workbook] = {}
-
-    def __call__(self, path: Path) -> openpyxl.Workbook:
-        if path not in self._loaded:
-            self._loaded[path] = openpyxl.load_workbook(path)
-        return self._loaded[path]
-
-
-@pytest.fixture(scope="module")
-def book(paper) -> Workbooks:
-    return Workbooks()
 
 
 def visible(wb):
@@ -325,9 +337,9 @@ def _per_capita(rows):
     return [Decimal(f"{r['年人均纯收入']:.2f}") for r in rows]
 
 
-def test_incomes_shown_never_contradict_their_table(paper):
+def test_incomes_shown_never_contradict_their_table(paper, book):
     _, _, _, reports = paper
-    annex = {k: read_detail(reports / "draft" / a.filename) for k, a in ANNEXES.items()}
+    annex = {k: _rows(book, reports, k) for k in ANNEXES}
     assert all(v < 5000 for v in _per_capita(annex["annex4"]) + _per_capita(annex["annex6"]))
     assert all(v < 4500 for v in _per_capita(annex["annex5"]))
     for r in annex["annex2"]:
@@ -338,10 +350,10 @@ def test_incomes_shown_never_contradict_their_table(paper):
             assert 4500 <= r["年人均纯收入"] < 5000 or r["三保障问题"], r["序号"]
 
 
-def test_per_capita_is_cut_down_to_the_cent(paper):
+def test_per_capita_is_cut_down_to_the_cent(paper, book):
     key, _, _, reports = paper
     truth = {h["head_id"]: h for h in key["households"]}
-    for r in read_detail(reports / "draft" / ANNEXES["annex6"].filename):
+    for r in _rows(book, reports, "annex6"):
         h = truth[r["户主身份证号"]]
         cents = int(Decimal(h["net_income"]) * 100)
         assert Decimal(f"{r['年人均纯收入']:.2f}") == Decimal(cents // h["size"]) / 100
