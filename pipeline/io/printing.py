@@ -203,7 +203,8 @@ def smallest_printed_pt(ws) -> tuple[float, str]:
         for cell in row:
             if cell.value is None or cell.value == "":
                 continue
-            size = float(cell.font.sz) if cell.font is not None and cell.font.sz else 11.0
+            font = cell.font  # each access builds a new style proxy
+            size = float(font.sz) if font is not None and font.sz else 11.0
             if size * scale < smallest:
                 smallest, where = size * scale, cell.coordinate
     return smallest, where
