@@ -2,7 +2,9 @@
 and never touched by anything that runs later. Also 附件1 and the progress sheet of that district.
 
 Whole-pipeline runs are shared (module scope); every test leaves the district as it found it, so
-the tests need no order and may be spread over workers (each worker then builds its own district).
+the tests need no order and may be spread over workers (each worker then has its own districts).
+The clean district is a copy of the session's one run of it (clean_district.ran_clean_district),
+which test_package_signing copies too; the dirty one is run here.
 """
 
 import hashlib
