@@ -83,3 +83,61 @@ def build_clean_district(root: Path, *, skip_villages: tuple[str, ...] = (), ski
         if dept.key not in skip_departments:
             write_department_header(root, dept.key)
     return {"households": 3, "persons": 4, "annex2_persons": 2, "annex3_persons": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# The default district, run once per test session
+# --------------------------------------------------------------------------------------------
+
+RUN_ENV = ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR", "DAGSTER_HOME", "HUITOUKAN_KEY_DIR")
+
+
+def _run_once(folder: Path) -> None:
+    """build_clean_district(folder / "raw") and the whole pipeline on it (GE faked, an in-memory
+    Dagster instance, nothing from the environment): folder/warehouse.duckdb, folder/reports."""
+    import dagster as dg
+    import pytest
+    from conftest import run_district
+
+    with pytest.MonkeyPatch.context() as mp:
+        for env in RUN_ENV:
+            mp.delenv(env, raising=False)
+        mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
+        build_clean_district(folder / "raw")
+        run_district(folder / "raw", folder, inst=dg.DagsterInstance.ephemeral())
+
+
+def ran_clean_district(tmp_path_factory, base: Path) -> tuple[Path, Path, Path]:
+    """``build_clean_district(base / "raw")`` as the whole pipeline left it: (raw, warehouse,
+    reports) under ``base``, ready to sign.
+
+    The run is made once per test session — by the first module that asks, shared by the pytest
+    workers of the session — and each caller gets its own copy, to change as it likes. A copy is
+    what a run on ``base`` would have made (the warehouse and reports hold paths relative to
+    their roots only) except for the files' times, which the sign-off's gate reads: the inputs
+    arrive when they are copied (their inode change time), so the drafts and notices are copied
+    after them with the copy's modification time, later than the inputs and than the builds the
+    warehouse recorded, as they are after a run."""
+    import os
+    import shutil
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above every worker's
+    cache = shared / "clean_district_run"
+    with FileLock(str(shared / "clean_district_run.lock")):  # another worker making it: wait
+        if not (cache / ".done").exists():
+            shutil.rmtree(cache, ignore_errors=True)  # what an interrupted run left
+            cache.mkdir()
+            _run_once(cache)
+            (cache / ".done").touch()
+    base.mkdir(parents=True, exist_ok=True)
+    raw, warehouse, reports = base / "raw", base / "warehouse.duckdb", base / "reports"
+    shutil.copytree(cache / "raw", raw)
+    for wal in ("warehouse.duckdb", "warehouse.duckdb.wal"):
+        if (cache / wal).exists():
+            shutil.copy2(cache / wal, base / wal)
+    shutil.copytree(cache / "reports", reports, copy_function=shutil.copy)  # modification time: now
+    return raw, warehouse, reports

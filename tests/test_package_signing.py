@@ -10,8 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from clean_district import build_clean_district
-from conftest import run_district
+from clean_district import ran_clean_district
 from fakes import FakeGreatExpectations
 
 from pipeline import cli, runner
@@ -80,10 +79,9 @@ def office(tmp_path_factory):
         mp.setenv("HUITOUKAN_LOG_LEVEL", "CRITICAL")
         home = base / "dagster_home"
         mp.setenv("DAGSTER_HOME", str(home))  # where the office's key is: $DAGSTER_HOME/keys
-        raw = base / "raw"
-        build_clean_district(raw)
+        # the default district as the whole pipeline left it (its one run in this session, copied)
+        raw, warehouse, reports = ran_clean_district(tmp_path_factory, base)
         inst = dg.DagsterInstance.ephemeral()  # the Dagster bookkeeping is not the subject here
-        warehouse, reports, _ = run_district(raw, base, inst=inst)
         assert cli.main(["keys", "init"]) == 0  # $DAGSTER_HOME/keys
         resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports, ge=FakeGreatExpectations())
         result = runner.run_signoff(resources, SIGNER, "同意", inst=inst)

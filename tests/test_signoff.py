@@ -2,7 +2,9 @@
 and never touched by anything that runs later. Also 附件1 and the progress sheet of that district.
 
 Whole-pipeline runs are shared (module scope); every test leaves the district as it found it, so
-the tests need no order and may be spread over workers (each worker then builds its own district).
+the tests need no order and may be spread over workers (each worker then has its own districts).
+The clean district is a copy of the session's one run of it (clean_district.ran_clean_district),
+which test_package_signing copies too; the dirty one is run here.
 """
 
 import hashlib
@@ -16,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district
+from clean_district import H1, H1_WIFE, H2, H3, NAMES, V1, V2, build_clean_district, ran_clean_district
 from conftest import read_detail, run_district
 from fakes import FakeGreatExpectations
 
@@ -74,8 +76,8 @@ class World:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
-def _world(tmp_path_factory, name: str, **district):
-    """A district built and run once, with its own Dagster instance (DAGSTER_HOME) and paths."""
+def _world(tmp_path_factory, name: str, prepare):
+    """A district run once (``prepare(world)``), with its own Dagster instance (DAGSTER_HOME) and paths."""
     with pytest.MonkeyPatch.context() as mp:
         base = tmp_path_factory.mktemp(name)
         for env in ("HUITOUKAN_RAW_DIR", "HUITOUKAN_WAREHOUSE", "HUITOUKAN_REPORTS_DIR", "DAGSTER_HOME"):
@@ -84,20 +86,25 @@ def _world(tmp_path_factory, name: str, **district):
         home = ensure_dagster_home(base / "dagster_home")  # the project's dagster.yaml: pools, queue
         mp.setenv("DAGSTER_HOME", str(home))
         world = World(base)
-        build_clean_district(world.raw, **district)
-        world.run()
+        prepare(world)
         yield world
 
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
-    yield from _world(tmp_path_factory, "clean")
+    # the default district as the whole pipeline left it: its one run in this session, copied here
+    # (test_package_signing signs a copy of it too)
+    yield from _world(tmp_path_factory, "clean", lambda world: ran_clean_district(tmp_path_factory, world.base))
 
 
 @pytest.fixture(scope="module")
 def dirty(tmp_path_factory):
     # a blocking problem (B1 in 财神庙村), 南芬村 has not submitted, 税务局 has not returned
-    yield from _world(tmp_path_factory, "dirty", skip_villages=(V2,), skip_departments=("tax",), bad_id_in_v1=True)
+    def prepare(world):
+        build_clean_district(world.raw, skip_villages=(V2,), skip_departments=("tax",), bad_id_in_v1=True)
+        world.run()
+
+    yield from _world(tmp_path_factory, "dirty", prepare)
 
 
 def failure_text(result) -> str:
