@@ -84,3 +84,18 @@ def test_a_block_that_fails_inside_a_transaction_leaves_nothing(tmp_path):
     assert values(warehouse) == [1]
     with warehouse.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'u'").fetchone() == (0,)
+
+
+def test_table_lookups_answer_for_their_own_warehouse(tmp_path):
+    """With two warehouses attached in one process at once, a table of the one is not found from
+    the other (the process's DuckDB lists every attached database in its catalog views)."""
+    from pipeline.resources.warehouse import last_build, record_build
+    from pipeline.rules.sqlutil import table_exists
+
+    first = WarehouseResource(database=str(tmp_path / "a.duckdb"))
+    second = WarehouseResource(database=str(tmp_path / "b.duckdb"))
+    with first.connect() as a, second.connect() as b:
+        a.execute("CREATE TABLE t AS SELECT 1 AS x")
+        record_build(a, "households", "run-1", at=1.0)
+        assert table_exists(a, "t") and not table_exists(b, "t")
+        assert last_build(a) == ("households", 1.0) and last_build(b) is None

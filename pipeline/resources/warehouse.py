@@ -143,7 +143,8 @@ def record_build(con: duckdb.DuckDBPyConnection, asset: str, run_id: str, at: fl
 
 def last_build(con: duckdb.DuckDBPyConnection) -> tuple[str, float] | None:
     """(asset, time) of the newest build recorded, or None when nothing was built yet."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ASSET_BUILDS]).fetchone()[0]
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+                         "AND database_name = current_database()", [ASSET_BUILDS]).fetchone()[0]
     if not exists:
         return None
     return con.execute(f"SELECT asset, built_at FROM {ASSET_BUILDS} ORDER BY built_at DESC LIMIT 1").fetchone()

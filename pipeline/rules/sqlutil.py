@@ -30,5 +30,8 @@ def run_sql(con: duckdb.DuckDBPyConnection, sql: str, settings: Settings) -> Non
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     # fetchall, not fetchone: DuckDB 2 refuses the connection's next register()/execute() while
     # a result is left unfinished
+    # this connection's own database (and its registered frames): the process's DuckDB may have
+    # another warehouse attached at the same time (pipeline.resources.warehouse)
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_catalog IN (current_database(), 'temp')", [name]).fetchall()[0][0])
