@@ -62,8 +62,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: data root {raw} does not exist (use --raw-dir or {ENV_RAW_DIR})", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    resources = _resources(args)
     try:
-        result = runner.run_pipeline(_resources(args), lock_timeout=args.lock_timeout, log_level=args.log_level)
+        result = runner.run_pipeline(resources, lock_timeout=args.lock_timeout, log_level=args.log_level)
     except runner.RunLockTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -78,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     from pipeline.summary import run_summary
 
-    print(run_summary(Path(args.warehouse), Path(args.reports_dir), elapsed))
+    with resources["warehouse"].connect(read_only=True) as con:  # the warehouse the run wrote
+        print(run_summary(con, Path(args.reports_dir), elapsed))
     return 0
 
 

@@ -117,25 +117,22 @@ def warehouse_view(database: Path) -> WarehouseView:
     if not database.exists():
         return WarehouseView()
     try:
-        con = duckdb.connect(str(database), read_only=True)
+        # the warehouse's one way in, without waiting: a run that writes makes this tick "busy"
+        with WarehouseResource(database=str(database)).connect(read_only=True, wait=False) as con:
+            tables = {r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+            view = WarehouseView()
+            if CACHE_FILES in tables:
+                for file, code, mtime, size in con.execute(
+                        f"SELECT file, village_code, mtime, size FROM {CACHE_FILES}").fetchall():
+                    view.surveys[file] = (mtime, size)
+                    if code:
+                        view.villages[code] = file
+            if ASSET_BUILDS in tables:
+                view.builds = dict(con.execute(f"SELECT asset, built_at FROM {ASSET_BUILDS}").fetchall())
+            return view
     except duckdb.Error:  # a run holds the write lock: look again next tick
         return WarehouseView(busy=True)
-    try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        view = WarehouseView()
-        if CACHE_FILES in tables:
-            for file, code, mtime, size in con.execute(
-                    f"SELECT file, village_code, mtime, size FROM {CACHE_FILES}").fetchall():
-                view.surveys[file] = (mtime, size)
-                if code:
-                    view.villages[code] = file
-        if ASSET_BUILDS in tables:
-            view.builds = dict(con.execute(f"SELECT asset, built_at FROM {ASSET_BUILDS}").fetchall())
-        return view
-    except duckdb.Error:
-        return WarehouseView(busy=True)
-    finally:
-        con.close()
 
 
 def cli_run_in_progress(database: Path) -> bool:

@@ -30,25 +30,22 @@ _COUNTS = {
 }
 
 
-def run_summary(warehouse: Path, reports: Path, elapsed: float) -> str:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        lines = [f"回头看 run finished in {elapsed:.1f}s"]
-        for label, sql in _COUNTS.items():
-            lines.append(f"  {label:<32} {con.execute(sql).fetchone()[0]:>8}")
-        rows = con.execute(f"SELECT rule, count(*) FROM {T.OPEN_PROBLEMS} GROUP BY 1 ORDER BY "
-                           "left(rule, 1), CAST(substr(rule, 2) AS INTEGER)").fetchall()
-        aside = con.execute(f"SELECT a.reason, count(*) FROM {T.ROWS_SET_ASIDE} a JOIN {T.SURVEY_FILES} f USING (file) "
-                            f"WHERE f.status = '{FILE_READ}' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
-        lines.append("  rows set aside by reason: " + (", ".join(f"{r} {n}" for r, n in aside) or "none"))
-        lines.append("  problems by rule: " + (", ".join(f"{r} {n}" for r, n in rows) or "none"))
-        c = con.execute(f"""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
-                                  count(*) FILTER (WHERE annex3_category IS NOT NULL),
-                                  count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
-                                  count(*) FILTER (WHERE in_annex6) FROM {T.CLASSIFICATION}""").fetchone()
-        for (_key, annex), n in zip(ANNEXES.items(), c):
-            lines.append(f"  {annex.filename.split('_')[0]} households {n:>8}")
-    finally:
-        con.close()
+def run_summary(con: duckdb.DuckDBPyConnection, reports: Path, elapsed: float) -> str:
+    """The summary of the warehouse ``con`` reads (the caller opens it: WarehouseResource.connect)."""
+    lines = [f"回头看 run finished in {elapsed:.1f}s"]
+    for label, sql in _COUNTS.items():
+        lines.append(f"  {label:<32} {con.execute(sql).fetchone()[0]:>8}")
+    rows = con.execute(f"SELECT rule, count(*) FROM {T.OPEN_PROBLEMS} GROUP BY 1 ORDER BY "
+                       "left(rule, 1), CAST(substr(rule, 2) AS INTEGER)").fetchall()
+    aside = con.execute(f"SELECT a.reason, count(*) FROM {T.ROWS_SET_ASIDE} a JOIN {T.SURVEY_FILES} f USING (file) "
+                        f"WHERE f.status = '{FILE_READ}' GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    lines.append("  rows set aside by reason: " + (", ".join(f"{r} {n}" for r, n in aside) or "none"))
+    lines.append("  problems by rule: " + (", ".join(f"{r} {n}" for r, n in rows) or "none"))
+    c = con.execute(f"""SELECT count(*) FILTER (WHERE annex2_category IS NOT NULL),
+                              count(*) FILTER (WHERE annex3_category IS NOT NULL),
+                              count(*) FILTER (WHERE in_annex4), count(*) FILTER (WHERE in_annex5),
+                              count(*) FILTER (WHERE in_annex6) FROM {T.CLASSIFICATION}""").fetchone()
+    for (_key, annex), n in zip(ANNEXES.items(), c):
+        lines.append(f"  {annex.filename.split('_')[0]} households {n:>8}")
     lines.append(f"outputs: {reports.resolve()}/draft/")
     return "\n".join(lines)

@@ -105,16 +105,20 @@ class WarehouseResource(dg.ConfigurableResource):
     database: str = DEFAULT_WAREHOUSE
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False, wait: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short connection to the warehouse. While another process writes it, wait for it
+        (LOCK_RETRIES × LOCK_WAIT_SECONDS), or with ``wait=False`` raise duckdb.IOException at once
+        (a sensor looks again on its next tick)."""
         path = Path(self.database)
         if not read_only:
             private_dirs(path.parent)
-        for attempt in range(LOCK_RETRIES):
+        retries = LOCK_RETRIES if wait else 1
+        for attempt in range(retries):
             try:
                 con, key = _ATTACHMENTS.open(path, read_only)
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or attempt == LOCK_RETRIES - 1:
+                if "lock" not in str(exc).lower() or attempt == retries - 1:
                     raise
                 time.sleep(LOCK_WAIT_SECONDS)
         try:
