@@ -84,7 +84,11 @@ def read_detail(path: Path) -> list[dict]:
     """The data rows of a 附件's 明细 sheet as dicts keyed by the header (row 3)."""
     import openpyxl
 
-    ws = openpyxl.load_workbook(path, read_only=True)["明细"]
+    return read_detail_sheet(openpyxl.load_workbook(path, read_only=True)["明细"])
+
+
+def read_detail_sheet(ws) -> list[dict]:
+    """The data rows of a loaded 明细 sheet, up to its 合计 row, as dicts keyed by the header (row 3)."""
     rows = list(ws.iter_rows(values_only=True))
     header = rows[2]
     out = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import run_district
+from conftest import read_detail_sheet, run_district
 from pg_support import instance_env
 
 from pipeline import charts, cli
@@ -64,20 +64,8 @@ def book() -> Workbooks:
     return Workbooks()
 
 
-def annex_rows(wb) -> list[dict]:
-    """conftest.read_detail on a loaded workbook: the data rows of a 附件's 明细 sheet as dicts
-    keyed by the header (row 3)."""
-    rows = list(wb["明细"].iter_rows(values_only=True))
-    out = []
-    for row in rows[3:]:
-        if row[0] == "合计" or not isinstance(row[0], int):
-            break
-        out.append(dict(zip(rows[2], row)))
-    return out
-
-
 def _rows(book, reports, annex_key):
-    return annex_rows(book(reports / "draft" / ANNEXES[annex_key].filename))
+    return read_detail_sheet(book(reports / "draft" / ANNEXES[annex_key].filename)["明细"])
 
 
 @pytest.mark.parametrize("annex_key,flag", [("annex4", "in_annex4"), ("annex5", "in_annex5"), ("annex6", "in_annex6")])
