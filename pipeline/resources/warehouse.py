@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline.layout import DEFAULT_WAREHOUSE
 from pipeline.resources.paths import private_dirs
+from pipeline.rules.sqlutil import table_exists
 from pipeline.tables import ASSET_BUILDS
 
 LOCK_RETRIES = 30
@@ -147,9 +148,7 @@ def record_build(con: duckdb.DuckDBPyConnection, asset: str, run_id: str, at: fl
 
 def last_build(con: duckdb.DuckDBPyConnection) -> tuple[str, float] | None:
     """(asset, time) of the newest build recorded, or None when nothing was built yet."""
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-                         "AND database_name = current_database()", [ASSET_BUILDS]).fetchone()[0]
-    if not exists:
+    if not table_exists(con, ASSET_BUILDS):
         return None
     return con.execute(f"SELECT asset, built_at FROM {ASSET_BUILDS} ORDER BY built_at DESC LIMIT 1").fetchone()
 
