@@ -178,3 +178,31 @@ def test_schema_labels_are_what_the_reader_matches():
     for columns in (HOUSEHOLD_COLUMNS, MEMBER_COLUMNS):
         index = _label_index(columns)
         assert all(index[normalize_label(c.label)] is c for c in columns)
+
+
+def test_a_small_read_stays_in_one_process_and_a_large_one_takes_every_core(tmp_path, monkeypatch):
+    """The pool of readers starts only where a second core wins its start back
+    (PARALLEL_READ_MIN_BYTES of workbooks, 4 files or more); a count given by the caller or by
+    $HUITOUKAN_INGEST_WORKERS is taken as given."""
+    from pipeline.io.inputs import PARALLEL_READ_MIN_BYTES, read_workers
+
+    monkeypatch.delenv("HUITOUKAN_INGEST_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    def files(n: int, each: int) -> list:
+        folder = tmp_path / f"{n}x{each}"
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"{i}.xlsx").write_bytes(b"\0" * each)
+        return sorted(folder.iterdir())
+
+    small = files(9, PARALLEL_READ_MIN_BYTES // 9 - 1)
+    large = files(9, PARALLEL_READ_MIN_BYTES // 9 + 1)
+    few = files(3, PARALLEL_READ_MIN_BYTES)
+    assert [read_workers(small), read_workers(large), read_workers(few)] == [1, 2, 1]
+    assert read_workers(small, workers=2) == 2 and read_workers(few, workers=2) == 1
+    monkeypatch.setenv("HUITOUKAN_INGEST_WORKERS", "3")
+    assert [read_workers(small), read_workers(large)] == [3, 3]
+    (large[0]).unlink()  # a file gone since the scan counts for nothing (its read reports it)
+    monkeypatch.delenv("HUITOUKAN_INGEST_WORKERS")
+    assert read_workers(large) == 1

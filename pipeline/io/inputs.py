@@ -6,6 +6,7 @@ recorded with its path and the reason; every other file is processed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -235,17 +236,42 @@ def _read_result(args: tuple[Path, Path]) -> FileResult:
     return _read_one(root, path)
 
 
+# Below this many bytes of workbooks to read, one process reads them: starting the pool (a fork
+# server that imports this module and pandas, then its workers) costs ~0.3-0.9 s of wall time and
+# ~1.1 s of CPU, which a second core wins back from about half a megabyte of survey workbooks on.
+# bench/ingest_pool.py, medians of 3, serial / two processes:
+#   300 households, 164 KB:  1.03 / 1.26 s wall     2,000 households, 660 KB:  2.02 / 1.74 s
+#   900 households, 335 KB:  1.30 / 1.46 s          8,000 (the sample), 2.8 MB: 6.15 / 4.43 s
+PARALLEL_READ_MIN_BYTES = 512 << 10
+
+
+def read_workers(paths: list[Path], workers: int | None = None) -> int:
+    """How many processes read ``paths``: ``workers`` or ``$HUITOUKAN_INGEST_WORKERS`` when given;
+    else one per core, but one alone for fewer than 4 files or less than
+    ``PARALLEL_READ_MIN_BYTES`` of them (a village or two resubmitted, a small district)."""
+    chosen = workers or int(os.environ.get("HUITOUKAN_INGEST_WORKERS") or 0)
+    if len(paths) < 4:
+        return 1
+    if chosen:
+        return chosen
+    size = 0
+    for p in paths:
+        with contextlib.suppress(OSError):  # gone since the scan: its read says so
+            size += p.stat().st_size
+    return (os.cpu_count() or 1) if size >= PARALLEL_READ_MIN_BYTES else 1
+
+
 def read_survey_files(root: Path, paths: list[Path], workers: int | None = None) -> list[FileResult]:
-    """Read and clean workbooks; in parallel processes (one per core, or
-    ``$HUITOUKAN_INGEST_WORKERS``) when there are enough of them.
+    """Read and clean workbooks; in parallel processes when there are enough of them
+    (``read_workers``).
 
     The workers come from a fork server, never from a bare ``fork`` of this process: the caller
     holds a DuckDB connection and runs inside Dagster, both with threads of their own, and a
     child forked beside live threads can deadlock on a lock one of them held. The server is a
     fresh single-threaded process that has imported this module once; forking from it is cheap."""
-    workers = workers or int(os.environ.get("HUITOUKAN_INGEST_WORKERS") or os.cpu_count() or 1)
+    workers = read_workers(paths, workers)
     jobs = [(root, p) for p in paths]
-    if workers <= 1 or len(paths) < 4:
+    if workers <= 1:
         return [_read_result(j) for j in jobs]
     import multiprocessing
 
