@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 try:
@@ -114,14 +114,17 @@ def _logging(level: str) -> dict:
 
 def run_pipeline(resources: dict, *, inst: dg.DagsterInstance | None = None, run_config: dict | None = None,
                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT, log_level: str = DEFAULT_LOG_LEVEL,
-                 job_name: str = "full_rebuild") -> dg.ExecuteInProcessResult:
+                 job_name: str = "full_rebuild", checks: Sequence[dg.AssetChecksDefinition] | None = None,
+                 ) -> dg.ExecuteInProcessResult:
     """Execute the district rebuild in process around ``resources``, holding the warehouse's run
-    lock. Raises RunLockTimeout when another run holds the warehouse too long."""
+    lock. Raises RunLockTimeout when another run holds the warehouse too long. ``checks``: the
+    standalone asset checks to define (default: all, see ``build_defs``)."""
     from pipeline.definitions import build_defs
 
     warehouse = Path(resources["warehouse"].database)
     with run_lock(warehouse, lock_timeout) as lock:
-        job = build_defs(resources).resolve_job_def(job_name)
+        defs = build_defs(resources) if checks is None else build_defs(resources, checks)
+        job = defs.resolve_job_def(job_name)
         config = {**_logging(log_level), **(run_config or {})}
         inst = inst or instance()
         release_abandoned_runs(inst, lock)

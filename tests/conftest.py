@@ -32,9 +32,9 @@ def examples(quick: int, thorough: int) -> int:
 
 def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None, ge=None):
     """Run the whole pipeline on a data root, in this process, with its own warehouse and reports
-    under ``out``; returns (warehouse, reports, result). Great Expectations is faked unless the
-    test is about it (tests/fakes.py), or is the resource ``ge`` the test gives."""
-    from fakes import FakeGreatExpectations
+    under ``out``; returns (warehouse, reports, result). Great Expectations is faked, its check
+    left out, unless the test is about it (tests/fakes.py), or is the resource ``ge`` the test gives."""
+    from fakes import WITHOUT_GE_CHECK, FakeGreatExpectations
 
     from pipeline import runner
     from pipeline.resources import build_resources
@@ -43,7 +43,8 @@ def run_district(raw: Path, out: Path, *, real_ge: bool = False, inst=None, ge=N
     if ge is None and not real_ge:
         ge = FakeGreatExpectations()
     resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports, ge=ge)
-    result = runner.run_pipeline(resources, inst=inst)
+    checks = WITHOUT_GE_CHECK if isinstance(ge, FakeGreatExpectations) else None
+    result = runner.run_pipeline(resources, inst=inst, checks=checks)
     failures = [(e.step_key, e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure]
     assert result.success, failures
     return warehouse, reports, result

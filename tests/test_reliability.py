@@ -597,9 +597,9 @@ def assert_same(got: dict, expected: dict, what: str) -> None:
 # Dagster instance), with two things these tests are not about held still, and, when
 # TEST_PAUSE_AT says so, a pause at a chosen point where the test kills it. The hooks wrap
 # functions of the pipeline before it runs; nothing in the pipeline knows about them.
-# - Great Expectations is faked (tests/fakes.py), in every run alike so the snapshots compare:
-#   the real resource starts a worker process that imports GE (8–14 s of CPU per run, seven runs
-#   here). What a killed run does to its GE worker is test_ge_worker's
+# - Great Expectations is faked and its check left out (tests/fakes.py), in every run alike so
+#   the snapshots compare: the real resource starts a worker process that imports GE (8–14 s of
+#   CPU per run, seven runs here). What a killed run does to its GE worker is test_ge_worker's
 #   test_a_worker_whose_run_was_killed_ends_and_its_folder_goes; the expectations are
 #   test_quality's.
 # - The day the progress report counts from (进度.xlsx: 截至…, 剩余天数, 是否逾期) is the
@@ -613,7 +613,7 @@ from pathlib import Path
 sys.path.insert(0, %(tests)r)
 import pipeline.resources
 import pipeline.runner
-from fakes import FakeGreatExpectations
+from fakes import WITHOUT_GE_CHECK, FakeGreatExpectations
 
 build_resources = pipeline.resources.build_resources  # looked up by pipeline.cli when it runs
 
@@ -629,7 +629,7 @@ run_pipeline = pipeline.runner.run_pipeline  # looked up by pipeline.cli when it
 def run_pipeline_on_the_test_day(resources, *, run_config=None, **kwargs):
     config = dict(run_config or {})
     config["ops"] = {**config.get("ops", {}), "progress": {"config": {"today": os.environ["TEST_TODAY"]}}}
-    return run_pipeline(resources, run_config=config, **kwargs)
+    return run_pipeline(resources, run_config=config, checks=WITHOUT_GE_CHECK, **kwargs)
 
 
 pipeline.runner.run_pipeline = run_pipeline_on_the_test_day
