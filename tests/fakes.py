@@ -10,8 +10,8 @@ the ``great_expectations`` check (the structural checks are part of their assets
 With the stand-in that check could only report, 96 times as WARN, that nothing was validated:
 ~190 of a run's ~350 Dagster events, ~1.7 s of CPU a run (a 300-household district in process:
 8.7 -> 7.0 s). Where a run is handed the stand-in and defines the check anyway (the UI test's code
-location, tests/ui_defs.py, and `huitoukan bench`'s child), its results take the path a failed
-worker takes in production, as test_ge_worker's
+location, tests/ui_defs.py: what the analyst sees), its results take the path a failed worker
+takes in production, as test_ge_worker's
 test_a_dead_worker_makes_every_expectation_a_warning_with_the_reason checks on its own.
 """
 

@@ -398,12 +398,25 @@ def accepted(district, first, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resubmitted(district, accepted, tmp_path_factory):
+    """The accepted district with village B's workbook resubmitted (two problems fixed, rows
+    deleted), built up to data_problems: what its one test reads (problem ids and places)."""
+    import dagster as dg
+    from fakes import FakeGreatExpectations
+
+    from pipeline.definitions import all_assets
+    from pipeline.resources import build_resources
+
     _, d = district
     _, ids, raw2 = accepted
     raw3 = tmp_path_factory.mktemp("district3") / "raw"
     shutil.copytree(raw2, raw3)
     d.fixed_b = fixed_resubmission(d, raw3)
-    return run_district(raw3, tmp_path_factory.mktemp("run3"), real_ge=False)
+    out = tmp_path_factory.mktemp("run3")
+    resources = build_resources(raw_dir=raw3, warehouse=out / "warehouse.duckdb", reports_dir=out / "reports",
+                                ge=FakeGreatExpectations())
+    result = dg.materialize(all_assets, selection=dg.AssetSelection.assets("data_problems").upstream(),
+                            resources=resources, instance=dg.DagsterInstance.ephemeral())
+    return Run(out / "warehouse.duckdb", out / "reports", result)
 
 
 @pytest.fixture(scope="module")
