@@ -1,8 +1,9 @@
 """Where reading the survey workbooks on two processes starts to pay (pipeline/io/inputs.py,
 PARALLEL_READ_MIN_BYTES): generated districts of a few sizes, each read serially and by a pool of
 one process per core, alternated, every read in a fresh process so the pool pays its fork server's
-start as a run does. Prints wall and CPU (the process and everything it started, from a cgroup
-where one can be made, else from wall and getrusage) per size.
+start as a run does. Prints wall time, and the CPU of the process and everything it started
+(the fork server's workers are not its children) from a cpuacct cgroup where one can be made
+(root, cgroup v1; else "nan"), per size.
 
     .venv/bin/python bench/ingest_pool.py [--households 300 900 2000 8000] [--repeat 3]
 """

@@ -43,14 +43,14 @@ all_assets = [*dg.load_assets_from_modules(list(ASSET_MODULES)), *reports.annex_
               *reports.crosscheck_report_assets]
 
 
-def build_defs(resources: dict | None = None, checks: Sequence[dg.AssetChecksDefinition] = tuple(asset_checks)
+def build_defs(resources: dict | None = None, checks: Sequence[dg.AssetChecksDefinition] | None = None
                ) -> dg.Definitions:
     """The definitions around the given resources (default: the deployment's, see build_resources)
     with the standalone asset ``checks`` (default: all of them, i.e. the Great Expectations
     suites; the structural checks are part of their assets)."""
     return dg.Definitions(
         assets=all_assets,
-        asset_checks=list(checks),
+        asset_checks=list(asset_checks if checks is None else checks),
         jobs=ALL_JOBS,
         sensors=ALL_SENSORS,
         schedules=ALL_SCHEDULES,

@@ -123,8 +123,7 @@ def run_pipeline(resources: dict, *, inst: dg.DagsterInstance | None = None, run
 
     warehouse = Path(resources["warehouse"].database)
     with run_lock(warehouse, lock_timeout) as lock:
-        defs = build_defs(resources) if checks is None else build_defs(resources, checks)
-        job = defs.resolve_job_def(job_name)
+        job = build_defs(resources, checks).resolve_job_def(job_name)
         config = {**_logging(log_level), **(run_config or {})}
         inst = inst or instance()
         release_abandoned_runs(inst, lock)

@@ -353,6 +353,20 @@ def run_district(raw: Path, out: Path, real_ge: bool = True) -> Run:
     return Run(warehouse, reports, result)
 
 
+def materialize(raw: Path, warehouse: Path, reports: Path, selection, **kwargs):
+    """Only the selected assets (``dg.materialize``), on ``warehouse`` as it is, GE faked, in an
+    in-memory Dagster instance: for a test that reads some tables, not a whole run."""
+    import dagster as dg
+    from fakes import FakeGreatExpectations
+
+    from pipeline.definitions import all_assets
+    from pipeline.resources import build_resources
+
+    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=reports, ge=FakeGreatExpectations())
+    return dg.materialize(all_assets, selection=selection, resources=resources,
+                          instance=dg.DagsterInstance.ephemeral(), **kwargs)
+
+
 def _none(value):
     return None if value is None or value is pd.NA or value != value else value
 
@@ -401,10 +415,6 @@ def resubmitted(district, accepted, tmp_path_factory):
     """The accepted district with village B's workbook resubmitted (two problems fixed, rows
     deleted), built up to data_problems: what its one test reads (problem ids and places)."""
     import dagster as dg
-    from fakes import FakeGreatExpectations
-
-    from pipeline.definitions import all_assets
-    from pipeline.resources import build_resources
 
     _, d = district
     _, ids, raw2 = accepted
@@ -412,11 +422,9 @@ def resubmitted(district, accepted, tmp_path_factory):
     shutil.copytree(raw2, raw3)
     d.fixed_b = fixed_resubmission(d, raw3)
     out = tmp_path_factory.mktemp("run3")
-    resources = build_resources(raw_dir=raw3, warehouse=out / "warehouse.duckdb", reports_dir=out / "reports",
-                                ge=FakeGreatExpectations())
-    result = dg.materialize(all_assets, selection=dg.AssetSelection.assets("data_problems").upstream(),
-                            resources=resources, instance=dg.DagsterInstance.ephemeral())
-    return Run(out / "warehouse.duckdb", out / "reports", result)
+    warehouse, reports = out / "warehouse.duckdb", out / "reports"
+    return Run(warehouse, reports, materialize(raw3, warehouse, reports,
+                                               dg.AssetSelection.assets("data_problems").upstream()))
 
 
 @pytest.fixture(scope="module")
@@ -723,19 +731,13 @@ def test_structural_checks_are_evaluated_in_their_assets_step(first):
 def _from_classification_on(first, district, out: Path):
     """classification and everything after it but the sign-off, on a copy of the first run's warehouse."""
     import dagster as dg
-    from fakes import FakeGreatExpectations
 
-    from pipeline.definitions import all_assets
     from pipeline.jobs import SIGNOFF_ASSET
-    from pipeline.resources import build_resources
 
     raw, _ = district
     warehouse = shutil.copy(first.warehouse, out / "warehouse.duckdb")
-    resources = build_resources(raw_dir=raw, warehouse=warehouse, reports_dir=out / "reports",
-                                ge=FakeGreatExpectations())
     selection = dg.AssetSelection.assets("classification").downstream() - dg.AssetSelection.assets(SIGNOFF_ASSET)
-    result = dg.materialize(all_assets, selection=selection, resources=resources, raise_on_error=False,
-                            instance=dg.DagsterInstance.ephemeral())
+    result = materialize(raw, Path(warehouse), out / "reports", selection, raise_on_error=False)
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     return result, started, checks
